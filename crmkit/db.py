@@ -1,0 +1,78 @@
+"""SQLAlchemy engine and sessions for one service: its own SQLite file, PostgreSQL database or schema."""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+
+class Base(DeclarativeBase):
+    """One declarative base: tables are created per service by the service listing its own."""
+
+
+class Database:
+    def __init__(self, url: str, schema: str | None = None, tables=()):
+        self.url = make_url(url)
+        self.schema = schema
+        self.tables = list(tables)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            if self.url.database:
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False,
+                                                      "isolation_level": None})
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+        else:
+            engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        if schema:
+            engine = engine.execution_options(schema_translate_map={None: schema})
+        self.engine = engine
+        self.sessions = sessionmaker(bind=engine, expire_on_commit=False)
+
+    def create_all(self):
+        """Create this service's tables (and its schema on a shared PostgreSQL database)."""
+        with self.engine.begin() as conn:
+            if self.schema:
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+        if self.schema:
+            # Two processes creating the same tables at once may race; the loser retries once.
+            with self.engine.begin() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": self.schema})
+                Base.metadata.create_all(conn, tables=self.tables)
+        else:
+            Base.metadata.create_all(self.engine, tables=self.tables)
+
+    @contextlib.contextmanager
+    def session(self):
+        """A session in one transaction: committed on success, rolled back on any error."""
+        with self.sessions() as session:
+            with session.begin():
+                yield session
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+
+    def dispose(self):
+        self.engine.dispose()
+
+
+def _sqlite_connect(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn):
+    # Take the write lock up front: SQLite cannot upgrade a read transaction to a write one under
+    # contention, so a conditional update after a read would fail instead of waiting.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+

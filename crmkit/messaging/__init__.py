@@ -1,0 +1,1 @@
+"""Messaging: the topology, the envelope, the outbox relay and the idempotent consumer."""

@@ -1,0 +1,172 @@
+"""The idempotent consumer: dispatch by type, inbox in the handler's transaction, ack after commit.
+
+Handlers run on a small thread pool while the connection thread keeps draining, acking and sending
+heartbeats, so a slow handler (a PDF, an SMTP call) never lets RabbitMQ drop the connection. A failing
+message is retried in place with backoff a bounded number of times, then published to crm.dead with
+its error and acknowledged, so the queue keeps flowing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from kombu import Producer
+from kombu.mixins import ConsumerMixin
+from sqlalchemy.exc import IntegrityError
+
+from crmkit.messaging import broker, topology
+from crmkit.messaging.envelope import Envelope
+from crmkit.metrics import EVENTS_HANDLED, HANDLER_SECONDS, QUEUE_WAIT_SECONDS
+from crmkit.models import InboxMessage
+from crmkit.timeutil import iso, utcnow
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS = (0.2, 1.0, 3.0, 6.0)  # then dead-lettered: five attempts in about ten seconds
+
+
+class Skip(Exception):
+    """Raised by a handler for a message that needs no effect here (still recorded as handled)."""
+
+
+class Worker(ConsumerMixin):
+    """Consumes one service's queues and calls `handlers[type](envelope, session, ctx)`."""
+
+    def __init__(self, db, settings, handlers: dict, ctx=None, queues=None, threads: int | None = None,
+                 retry_delays=RETRY_DELAYS):
+        self.db = db
+        self.settings = settings
+        self.handlers = handlers
+        self.ctx = ctx
+        self.consumer_name = settings.service
+        self.queues = queues if queues is not None else topology.service_queues(settings.service)
+        self.threads = threads or settings.worker_threads
+        self.retry_delays = retry_delays
+        self.connection = broker.connect(settings)
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"{settings.service}-handler")
+        self.pending = []  # (message, future) of the current connection
+        self.ready = threading.Event()
+
+    # kombu ConsumerMixin hooks
+
+    def get_consumers(self, Consumer, channel):
+        topology.declare_all(channel)
+        self._dead_producer = Producer(channel)
+        consumer = Consumer(queues=self.queues, callbacks=[self.on_message], accept=None,
+                            prefetch_count=self.threads * 2)
+        return [consumer]
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        self.ready.set()
+
+    def on_connection_revived(self):
+        # Messages of a lost channel will be redelivered; their handlers' results are dropped here,
+        # and the inbox makes the redelivery a no-op for those that did commit.
+        self.pending = []
+
+    def on_message(self, body, message):
+        self.pending.append((message, self.pool.submit(self.handle, message.body, message.properties)))
+
+    def on_iteration(self):
+        still = []
+        for message, future in self.pending:
+            if not future.done():
+                still.append((message, future))
+                continue
+            outcome = future.result()
+            if outcome is None:
+                message.ack()
+            else:
+                self._dead_letter(message, outcome)
+                message.ack()
+        self.pending = still
+
+    def run_forever(self):
+        self.run(safety_interval=0.02)
+
+    def stop(self):
+        self.should_stop = True
+
+    # the work
+
+    def handle(self, raw, properties) -> str | None:
+        """Handle one message; returns None when done (or a duplicate), else the final error text."""
+        try:
+            body = json.loads(raw)
+            envelope = Envelope.from_dict(body)
+        except (ValueError, TypeError) as exc:
+            return f"undecodable message: {exc}"
+        handler = self.handlers.get(envelope.type)
+        if handler is None:
+            return None  # bound by a wildcard or an older topology: nothing to do here
+        self._observe_wait(envelope)
+        last_error = None
+        for attempt in range(len(self.retry_delays) + 1):
+            if attempt:
+                time.sleep(self.retry_delays[attempt - 1])
+            try:
+                with HANDLER_SECONDS.labels(self.consumer_name, envelope.type).time():
+                    outcome = self._handle_once(envelope, handler)
+                EVENTS_HANDLED.labels(self.consumer_name, envelope.type, outcome).inc()
+                return None
+            except Exception as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("%s: %s %s failed (attempt %d): %s", self.consumer_name, envelope.type,
+                            envelope.id, attempt + 1, last_error)
+                if attempt == len(self.retry_delays):
+                    log.error("%s", traceback.format_exc())
+        EVENTS_HANDLED.labels(self.consumer_name, envelope.type, "dead").inc()
+        return last_error
+
+    def _handle_once(self, envelope: Envelope, handler) -> str:
+        try:
+            with self.db.session() as session:
+                if session.get(InboxMessage, (self.consumer_name, envelope.id)) is not None:
+                    return "duplicate"
+                session.add(InboxMessage(consumer=self.consumer_name, message_id=envelope.id, type=envelope.type))
+                session.flush()
+                try:
+                    with session.begin_nested():
+                        handler(envelope, session, self.ctx)
+                except Skip:
+                    pass
+            return "handled"
+        except IntegrityError:
+            # A concurrent copy of the same event committed first: ours must do nothing.
+            with self.db.session() as session:
+                if session.get(InboxMessage, (self.consumer_name, envelope.id)) is not None:
+                    return "duplicate"
+            raise
+
+    def _observe_wait(self, envelope: Envelope):
+        try:
+            occurred = datetime.fromisoformat(envelope.occurred_at.replace("Z", "+00:00"))
+            QUEUE_WAIT_SECONDS.labels(self.consumer_name, envelope.type).observe(
+                max(0.0, (utcnow() - occurred).total_seconds()))
+        except (ValueError, AttributeError):
+            pass
+
+    def _dead_letter(self, message, error: str):
+        info = message.delivery_info or {}
+        headers = dict(message.headers or {})
+        headers.update({"x-error": error[:2000], "x-original-queue": self._queue_of(info),
+                        "x-original-exchange": info.get("exchange", ""),
+                        "x-original-routing-key": info.get("routing_key", ""),
+                        "x-dead-lettered-at": iso(utcnow()), "x-consumer": self.consumer_name})
+        self._dead_producer.publish(
+            message.body, exchange=topology.DEAD.name, routing_key=info.get("routing_key", ""),
+            serializer=None, content_type="application/json", content_encoding="utf-8", delivery_mode=2,
+            headers=headers, message_id=message.properties.get("message_id"), retry=True)
+        log.error("%s: dead-lettered %s: %s", self.consumer_name, info.get("routing_key"), error)
+
+    def _queue_of(self, info) -> str:
+        key = info.get("routing_key", "")
+        for queue in self.queues:
+            if any(b.routing_key == key for b in (queue.bindings or [])) or queue.routing_key == key:
+                return queue.name
+        return self.queues[0].name if self.queues else ""

@@ -1,0 +1,116 @@
+"""Transactional outbox: events are rows written with the change, and a relay publishes them."""
+from __future__ import annotations
+
+import logging
+import threading
+
+
+from kombu import Producer
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from crmkit.messaging import broker, topology
+from crmkit.messaging.envelope import Envelope, dumps
+from crmkit.metrics import EVENTS_PUBLISHED
+from crmkit.models import OutboxMessage
+from crmkit.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def emit(session: Session, source: str, type: str, data: dict, correlation_id: str | None = None) -> Envelope:
+    """Record an event in the caller's transaction; it is published only if that transaction commits."""
+    envelope = Envelope(type=type, source=source, data=data, correlation_id=correlation_id)
+    session.add(OutboxMessage(id=envelope.id, exchange=topology.EVENTS.name, routing_key=type,
+                              body=envelope.to_json()))
+    return envelope
+
+
+def emit_department(session: Session, department: str, message: dict) -> None:
+    """Record a department message (SPEC §4 shape) for crm.departments, routed by department name."""
+    session.add(OutboxMessage(id=message["id"], exchange=topology.DEPARTMENTS.name, routing_key=department,
+                              body=dumps(message)))
+
+
+class Relay:
+    """Publishes unsent outbox rows with publisher confirms; a broker outage only delays them."""
+
+    def __init__(self, db, settings, batch_size: int = 200, confirm_timeout: float = 5.0):
+        self.db = db
+        self.settings = settings
+        self.batch_size = batch_size
+        self.confirm_timeout = confirm_timeout
+        self.interval = settings.relay_interval
+        self.stopped = threading.Event()
+        self._conn = None
+        self._producer = None
+
+    def _ensure_producer(self):
+        if self._producer is None:
+            self._conn = broker.connect(self.settings, confirm=True)
+            self._conn.ensure_connection(max_retries=1, timeout=5)
+            broker.declare_topology(self._conn)
+            self._producer = Producer(self._conn.default_channel)
+        return self._producer
+
+    def _reset(self):
+        self._producer = None
+        if self._conn is not None:
+            try:
+                self._conn.release()
+            except Exception:  # the connection is already broken; nothing left to release
+                pass
+        self._conn = None
+
+    def publish_batch(self) -> int:
+        """Publish one batch; returns how many rows were published and marked."""
+        with self.db.session() as session:
+            query = (select(OutboxMessage).where(OutboxMessage.published.is_(False))
+                     .order_by(OutboxMessage.seq).limit(self.batch_size))
+            if not self.db.is_sqlite:
+                # Several relays may run (scaled workers): each takes rows the others have not locked.
+                query = query.with_for_update(skip_locked=True)
+            rows = session.execute(query).scalars().all()
+            if not rows:
+                return 0
+            producer = self._ensure_producer()
+            done = []
+            try:
+                for row in rows:
+                    producer.publish(
+                        row.body, exchange=row.exchange, routing_key=row.routing_key,
+                        serializer=None, content_type="application/json", content_encoding="utf-8",
+                        delivery_mode=2, message_id=row.id, type=row.routing_key, retry=False,
+                        timeout=self.confirm_timeout)
+                    done.append(row.seq)
+            finally:
+                if done:
+                    session.execute(update(OutboxMessage).where(OutboxMessage.seq.in_(done))
+                                    .values(published=True, published_at=utcnow()))
+                    EVENTS_PUBLISHED.labels(self.settings.service).inc(len(done))
+            return len(done)
+
+    def run(self):
+        backoff = 0.5
+        while not self.stopped.is_set():
+            try:
+                count = self.publish_batch()
+                backoff = 0.5
+                if count < self.batch_size:
+                    self.stopped.wait(self.interval)
+            except Exception as exc:  # broker or database away: keep the rows, try again later
+                log.warning("relay %s: publish failed (%s); retrying in %.1fs", self.settings.service, exc, backoff)
+                self._reset()
+                self.stopped.wait(backoff)
+                backoff = min(backoff * 2, 10)
+        self._reset()
+
+    def stop(self):
+        self.stopped.set()
+
+
+def pending_count(db) -> int:
+    from sqlalchemy import func
+    with db.session() as session:
+        return session.execute(select(func.count()).select_from(OutboxMessage)
+                               .where(OutboxMessage.published.is_(False))).scalar_one()

@@ -1,0 +1,90 @@
+"""The whole RabbitMQ topology as data: who publishes where and who consumes what.
+
+Read this module to learn the saga: each service's queue lists the event types it binds.
+"""
+from __future__ import annotations
+
+from kombu import Exchange, Queue
+
+EVENTS = Exchange("crm.events", type="topic", durable=True)
+DEPARTMENTS = Exchange("crm.departments", type="topic", durable=True)
+DEAD = Exchange("crm.dead", type="fanout", durable=True)
+
+EVENT_TYPES = (
+    "quote.sent", "quote.accepted", "contract.created", "contract.confirmed", "contract.cancelled",
+    "stock.reserved", "stock.shortage", "stock.released", "production.requested", "procurement.requested",
+    "document.rendered", "document.failed", "email.sent", "email.failed", "delivery.created",
+    "delivery.shipped", "receivables.planned", "receivable.paid", "receivable.overdue",
+    "recurring.generated", "department.notified",
+    # Additions to the public list: requests one service makes of another.
+    "document.requested", "email.requested", "stock.allocated", "recurring.failed",
+)
+
+DEPARTMENT_NAMES = ("production", "procurement", "warehouse", "finance", "sales")
+
+# service -> {queue name: event types bound to it}
+CONSUMES: dict[str, dict[str, tuple[str, ...]]] = {
+    "contracts": {
+        "crm.contracts.timeline": (
+            "quote.sent", "quote.accepted",
+            "stock.reserved", "stock.shortage", "stock.released", "stock.allocated",
+            "production.requested", "procurement.requested",
+            "document.rendered", "document.failed", "email.sent", "email.failed", "department.notified",
+        ),
+    },
+    "quotes": {
+        "crm.quotes.conversions": ("contract.created", "document.rendered"),
+    },
+    "inventory": {
+        "crm.inventory.stock": ("contract.confirmed", "contract.cancelled", "delivery.shipped"),
+    },
+    "documents": {
+        "crm.documents.render": (
+            "contract.confirmed", "quote.sent", "delivery.created", "receivables.planned", "document.requested",
+        ),
+    },
+    "notifications": {
+        "crm.notifications.outgoing": (
+            "contract.confirmed", "document.rendered", "stock.shortage", "production.requested",
+            "procurement.requested", "delivery.created", "delivery.shipped", "receivables.planned",
+            "receivable.paid", "receivable.overdue", "email.requested", "quote.sent", "recurring.failed",
+        ),
+    },
+}
+
+DEAD_QUEUE = Queue("crm.dead", exchange=DEAD, routing_key="#", durable=True)
+
+
+def service_queues(service: str) -> list[Queue]:
+    """The durable queues one service consumes from, each with one binding per event type."""
+    from kombu import binding
+    return [
+        Queue(name, exchange=EVENTS, bindings=[binding(EVENTS, routing_key=t) for t in types], durable=True)
+        for name, types in CONSUMES.get(service, {}).items()
+    ]
+
+
+def department_queue(name: str) -> Queue:
+    return Queue(f"crm.department.{name}", exchange=DEPARTMENTS, routing_key=name, durable=True)
+
+
+def all_queues() -> list[Queue]:
+    queues = [q for service in CONSUMES for q in service_queues(service)]
+    queues += [department_queue(d) for d in DEPARTMENT_NAMES]
+    queues.append(DEAD_QUEUE)
+    return queues
+
+
+def declare_all(channel) -> None:
+    """Declare every exchange, queue and binding; idempotent, done by each process that connects."""
+    for exchange in (EVENTS, DEPARTMENTS, DEAD):
+        exchange(channel).declare()
+    for queue in all_queues():
+        queue(channel).declare()
+
+
+def queue_of(name: str) -> Queue:
+    for queue in all_queues():
+        if queue.name == name:
+            return queue
+    raise KeyError(name)

@@ -1,0 +1,45 @@
+"""The Flask skeleton every service starts from: errors, auth, size limit, health and metrics."""
+from __future__ import annotations
+
+import time
+
+from flask import Flask, g, request
+
+from crmkit.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from crmkit.web.auth import authenticate
+from crmkit.web.errors import register_error_handlers
+from crmkit.web.health import health
+
+MAX_BODY = 1024 * 1024  # 1 MiB: a contract of 500 lines is ~100 KiB
+PUBLIC_PATHS = {"/api/v1/auth/token", "/api/openapi.json", "/api/docs"}
+
+
+def make_app(name: str, settings, db) -> Flask:
+    app = Flask(name)
+    app.config["CRM_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.extensions["crm_db"] = db
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.url_map.strict_slashes = False
+    register_error_handlers(app)
+    app.register_blueprint(health)
+
+    @app.before_request
+    def _before():
+        g.started = time.perf_counter()
+        if request.content_length and request.content_length > MAX_BODY:
+            from werkzeug.exceptions import RequestEntityTooLarge
+            raise RequestEntityTooLarge()
+        if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
+            authenticate()
+
+    @app.after_request
+    def _after(response):
+        HTTP_REQUESTS.labels(settings.service, request.method, str(response.status_code)).inc()
+        started = g.get("started")
+        if started is not None:
+            HTTP_SECONDS.labels(settings.service, request.method).observe(time.perf_counter() - started)
+        return response
+
+    return app

@@ -1,0 +1,68 @@
+"""One error handler for every service: every failure leaves as the JSON shape of SPEC §3."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from crmkit.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
+          429: "too_many_requests"}
+
+
+def flatten_messages(messages, prefix: str = "") -> dict:
+    """marshmallow's nested {'lines': {0: {'quantity': [...]}}} → {'lines.0.quantity': [...]}."""
+    flat = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, (dict,)):
+                flat.update(flatten_messages(value, name))
+            else:
+                flat[name] = value if isinstance(value, list) else [value]
+    else:
+        flat[prefix or "_schema"] = messages if isinstance(messages, list) else [messages]
+    # marshmallow's "_schema" key holds whole-object errors; keep the name SPEC clients would look for.
+    return {k: [str(m) if not isinstance(m, (dict, list)) else m for m in v] for k, v in flat.items()}
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None, headers=None):
+    error = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    response = jsonify({"error": error})
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError):
+        fields = flatten_messages(exc.messages)
+        names = ", ".join(sorted(fields))
+        return error_response(422, "validation_error", f"Invalid fields: {names}", fields)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        status = exc.code or 500
+        message = exc.description or exc.name
+        if status == 413:
+            message = "Request body too large."
+        return error_response(status, _CODES.get(status, "error"), message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "Internal error; it has been logged.")

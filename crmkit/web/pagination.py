@@ -1,0 +1,35 @@
+"""?limit=&offset= for every list: default 50, limit at most 200, offset not negative."""
+from __future__ import annotations
+
+from flask import request
+
+from crmkit.errors import ValidationFailed
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def page_args() -> tuple[int, int]:
+    errors = {}
+    values = {}
+    for name, default, low, high in (("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), ("offset", 0, 0, None)):
+        raw = request.args.get(name)
+        if raw is None or raw == "":
+            values[name] = default
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            errors[name] = ["Not a valid integer."]
+            continue
+        if value < low or (high is not None and value > high):
+            errors[name] = [f"Must be between {low} and {high}." if high else f"Must be at least {low}."]
+            continue
+        values[name] = value
+    if errors:
+        raise ValidationFailed("Invalid pagination.", errors)
+    return values["limit"], values["offset"]
+
+
+def page(items: list, total: int) -> dict:
+    return {"items": items, "total": total}

@@ -1,0 +1,43 @@
+"""Who sees what: sales see their own customers' records (others answer 404); managers and admins see all."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crmkit.errors import NotFound
+from crmkit.web.auth import Caller
+from services.contracts.models import Contract, Customer
+
+
+def own_filter(query, caller: Caller, owner_column):
+    if caller.sees_all:
+        return query
+    if caller.role != "sales":
+        return query.where(False)
+    return query.where(owner_column == caller.id)
+
+
+def customer_for(session: Session, caller: Caller, customer_id: str, lock: bool = False) -> Customer:
+    query = own_filter(select(Customer).where(Customer.id == customer_id), caller, Customer.owner)
+    if lock:
+        query = query.with_for_update()
+    customer = session.execute(query).scalar_one_or_none()
+    if customer is None:
+        raise NotFound("No such customer.", {"customer_id": ["Unknown customer."]})
+    return customer
+
+
+def contract_for(session: Session, caller: Caller, contract_id: str, lock: bool = False) -> Contract:
+    query = own_filter(select(Contract).where(Contract.id == contract_id), caller, Contract.owner_id)
+    if lock:
+        query = query.with_for_update()
+    contract = session.execute(query).scalar_one_or_none()
+    if contract is None:
+        raise NotFound("No such contract.")
+    return contract
+
+
+def require_reader(caller: Caller) -> None:
+    """Department users read only their department's inbox; nothing of the sales records."""
+    if caller.role == "department":
+        raise NotFound("Not found.")

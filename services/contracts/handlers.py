@@ -1,0 +1,117 @@
+"""The gateway's reactions: stock status, document id and a timeline entry for every event of a contract."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from crmkit.messaging.consumer import Skip
+from services.contracts.lifecycle import add_timeline
+from services.contracts.models import Contract
+
+
+def _contract(envelope, session) -> Contract:
+    data = envelope.data
+    contract_id = data.get("contract_id") or (data.get("owner_id") if data.get("kind") in (
+        "contract",) else None)
+    if not contract_id:
+        raise Skip()
+    contract = session.execute(select(Contract).where(Contract.id == contract_id).with_for_update()).scalar()
+    if contract is None:
+        raise Skip()
+    return contract
+
+
+def _at(envelope) -> datetime:
+    return datetime.fromisoformat(envelope.occurred_at.replace("Z", "+00:00"))
+
+
+def _lines_text(lines, key="missing") -> str:
+    return ", ".join(f"{l['product_code']} {l[key]}" for l in lines)
+
+
+def _set_reserved(contract: Contract, lines: list[dict]) -> None:
+    by_no = {int(l["line_no"]): Decimal(l["reserved"]) for l in lines}
+    for line in contract.lines:
+        if line.line_no in by_no:
+            line.reserved = by_no[line.line_no]
+
+
+def stock_reserved(envelope, session, ctx):
+    contract = _contract(envelope, session)
+    if contract.stock_status != "released":
+        _set_reserved(contract, envelope.data["lines"])
+        contract.stock_status, contract.warnings = "reserved", []
+    add_timeline(session, contract.id, envelope.id, envelope.type, "Stock reserved for every line", _at(envelope))
+
+
+def stock_shortage(envelope, session, ctx):
+    contract = _contract(envelope, session)
+    short = [l for l in envelope.data["lines"] if Decimal(l["missing"]) > 0]
+    if contract.stock_status != "released":
+        _set_reserved(contract, envelope.data["lines"])
+        contract.stock_status = "short"
+        contract.warnings = [{"code": "stock_shortage", "product_code": l["product_code"],
+                              "requested": l["requested"], "available": l["reserved"]} for l in short]
+    policy = envelope.data.get("policy")
+    then = "production has been asked" if policy == "notify_production" else "the salesperson has been warned"
+    add_timeline(session, contract.id, envelope.id, envelope.type,
+                 f"Stock short ({_lines_text(short)} missing); {then}", _at(envelope))
+
+
+def stock_allocated(envelope, session, ctx):
+    contract = _contract(envelope, session)
+    _set_reserved(contract, envelope.data["lines"])
+    if envelope.data.get("complete") and contract.stock_status == "short":
+        contract.stock_status, contract.warnings = "reserved", []
+    elif contract.stock_status == "short":
+        remaining = {l.product_code for l in contract.lines if l.reserved < l.quantity}
+        contract.warnings = [w for w in contract.warnings or [] if w.get("product_code") in remaining]
+    add_timeline(session, contract.id, envelope.id, envelope.type,
+                 f"Arrived stock reserved for {_lines_text(envelope.data['lines'], 'reserved')}", _at(envelope))
+
+
+def stock_released(envelope, session, ctx):
+    contract = _contract(envelope, session)
+    contract.stock_status = "released"
+    for line in contract.lines:
+        line.reserved = Decimal(0)
+    add_timeline(session, contract.id, envelope.id, envelope.type, "Reserved stock released", _at(envelope))
+
+
+def document_rendered(envelope, session, ctx):
+    if envelope.data.get("kind") != "contract":
+        raise Skip()
+    contract = _contract(envelope, session)
+    contract.document_id = envelope.data.get("document_id")
+    add_timeline(session, contract.id, envelope.id, envelope.type,
+                 f"Contract PDF rendered ({envelope.data.get('size', '?')} bytes)", _at(envelope))
+
+
+SUMMARIES = {
+    "production.requested": lambda d: f"Production asked for {d.get('quantity')} × {d.get('product_code')}",
+    "procurement.requested": lambda d: f"Procurement asked for {d.get('quantity')} × {d.get('product_code')}",
+    "document.failed": lambda d: f"PDF rendering failed: {d.get('error', '')}"[:500],
+    "email.sent": lambda d: f"Email sent to {', '.join(d.get('to') or [])}",
+    "email.failed": lambda d: f"Email to {', '.join(d.get('to') or [])} failed: {d.get('error', '')}"[:500],
+    "department.notified": lambda d: f"Department {d.get('department')} notified",
+    "quote.sent": lambda d: f"Quote {d.get('number')} sent",
+    "quote.accepted": lambda d: f"Quote {d.get('number')} accepted",
+}
+
+
+def timeline_only(envelope, session, ctx):
+    contract = _contract(envelope, session)
+    add_timeline(session, contract.id, envelope.id, envelope.type, SUMMARIES[envelope.type](envelope.data),
+                 _at(envelope))
+
+
+HANDLERS = {
+    "stock.reserved": stock_reserved,
+    "stock.shortage": stock_shortage,
+    "stock.allocated": stock_allocated,
+    "stock.released": stock_released,
+    "document.rendered": document_rendered,
+    **{event_type: timeline_only for event_type in SUMMARIES},
+}

@@ -1,0 +1,154 @@
+"""Contract operations in the caller's transaction: create, change, confirm, cancel, and their events."""
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crmkit.errors import Conflict, ValidationFailed
+from crmkit.fields import qty_str
+from crmkit.messaging.outbox import emit
+from crmkit.money import amount_in_words, money_str, price_line, totals
+from crmkit.numbering import next_number, next_value
+from crmkit.timeutil import iso, utcnow
+from services.contracts import rules
+from services.contracts.models import Contract, ContractLine, Customer, TimelineEntry
+from services.contracts.settings_store import load_settings
+
+SOURCE = "contracts"
+ZERO = Decimal(0)
+
+
+def build_lines(lines_in: list[dict], products: dict[str, dict]) -> list[ContractLine]:
+    """Lines typed by product code: name, unit, price and tax from the catalogue, unless overridden."""
+    errors = {}
+    for i, line in enumerate(lines_in):
+        if line["product_code"] not in products:
+            errors[f"lines.{i}.product_code"] = [f"Unknown product code {line['product_code']}."]
+    if errors:
+        raise ValidationFailed("Some lines name products that are not in the catalogue.", errors)
+    built = []
+    for i, line in enumerate(lines_in):
+        product = products[line["product_code"]]
+        unit_price = line.get("unit_price")
+        unit_price = Decimal(product["unit_price"]) if unit_price is None else unit_price
+        discount = line.get("discount") or ZERO
+        tax_rate = Decimal(line["tax_rate"]) if line.get("tax_rate") is not None else Decimal(product["tax_rate"])
+        amount, tax = price_line(line["quantity"], unit_price, discount, tax_rate)
+        built.append(ContractLine(line_no=i + 1, product_code=product["code"],
+                                  name=line.get("name") or product["name"], unit=line.get("unit") or product["unit"],
+                                  quantity=line["quantity"], unit_price=unit_price, discount=discount,
+                                  tax_rate=tax_rate, amount=amount, tax_amount=tax, reserved=ZERO, delivered=ZERO))
+    return built
+
+
+def set_lines(contract: Contract, lines: list[ContractLine]) -> None:
+    contract.lines = lines
+    contract.subtotal, contract.tax_total, contract.total = totals((l.amount, l.tax_amount) for l in lines)
+
+
+def customer_snapshot(customer: Customer) -> dict:
+    return {"name": customer.name, "address": customer.address, "contact_person": customer.contact_person,
+            "email": customer.email, "phone": customer.phone, "language": customer.language}
+
+
+def create(session: Session, *, customer: Customer, lines: list[ContractLine], created_by: str,
+           delivery_date: date | None = None, payment_terms: str | None = None,
+           notify_departments: list | None = None, send_to_customer: bool | None = None,
+           quote_id: str | None = None, recurring_id: str | None = None, currency: str = "CNY") -> Contract:
+    settings = load_settings(session)
+    now = utcnow()
+    contract = Contract(
+        id=str(uuid.uuid4()), number=next_number(session, "HT", now.year), version=1, customer_id=customer.id,
+        customer_snapshot=customer_snapshot(customer), quote_id=quote_id, recurring_id=recurring_id,
+        status="draft", currency=currency, delivery_date=delivery_date,
+        payment_terms=payment_terms if payment_terms is not None else settings["default_payment_terms"],
+        notify_departments=list(dict.fromkeys(notify_departments if notify_departments is not None
+                                              else settings["default_notify_departments"])),
+        send_to_customer=bool(send_to_customer) if send_to_customer is not None else False,
+        stock_status="pending", warnings=[], owner_id=customer.owner, created_by=created_by, created_at=now)
+    set_lines(contract, lines)
+    session.add(contract)
+    session.flush()
+    event = emit(session, SOURCE, "contract.created", {
+        "contract_id": contract.id, "number": contract.number, "customer_id": customer.id, "quote_id": quote_id,
+        "recurring_id": recurring_id, "total": money_str(contract.total), "owner_id": contract.owner_id,
+    }, correlation_id=contract.id)
+    add_timeline(session, contract.id, event.id, "contract.created",
+                 f"Contract {contract.number} created" + (" from a quote" if quote_id else ""), now)
+    return contract
+
+
+def confirm(session: Session, contract: Contract, customer: Customer, owner) -> None:
+    """draft → confirmed: freeze the customer, then one event starts reservation, PDF, email and notices."""
+    rules.require_move(contract.status, "confirmed")
+    settings = load_settings(session)
+    now = utcnow()
+    contract.status = "confirmed"
+    contract.confirmed_at = now
+    contract.customer_snapshot = customer_snapshot(customer)
+    contract.confirmed_seq = next_value(session, "confirmations")
+    contract.stock_status = "pending"
+    event = emit(session, SOURCE, "contract.confirmed", confirmed_payload(contract, settings, owner),
+                 correlation_id=contract.id)
+    add_timeline(session, contract.id, event.id, "contract.confirmed", f"Contract {contract.number} confirmed", now)
+
+
+def confirmed_payload(contract: Contract, settings: dict, owner) -> dict:
+    """Everything inventory, documents and notifications need to act without calling back."""
+    language = contract.customer_snapshot.get("language") or "zh-CN"
+    return {
+        "contract_id": contract.id, "number": contract.number, "version": contract.version,
+        "customer_id": contract.customer_id, "customer": contract.customer_snapshot,
+        "language": language, "company": settings["company"], "company_language": settings["company"]["language"],
+        "shortage_policy": settings["shortage_policy"],
+        "owner_id": contract.owner_id, "owner": {"id": owner.id, "username": owner.username, "email": owner.email}
+        if owner else None,
+        "lines": [line_payload(l) for l in contract.lines],
+        "subtotal": money_str(contract.subtotal), "tax_total": money_str(contract.tax_total),
+        "total": money_str(contract.total), "currency": contract.currency,
+        "total_in_words": amount_in_words(contract.total, language, contract.currency),
+        "delivery_date": contract.delivery_date.isoformat() if contract.delivery_date else None,
+        "payment_terms": contract.payment_terms, "notify_departments": contract.notify_departments,
+        "send_to_customer": contract.send_to_customer, "confirmed_seq": contract.confirmed_seq,
+        "created_at": iso(contract.created_at), "confirmed_at": iso(contract.confirmed_at),
+    }
+
+
+def line_payload(line: ContractLine) -> dict:
+    return {"line_no": line.line_no, "product_code": line.product_code, "name": line.name, "unit": line.unit,
+            "quantity": qty_str(line.quantity), "unit_price": money_str(line.unit_price),
+            "discount": format(line.discount.normalize(), "f"), "tax_rate": format(line.tax_rate.normalize(), "f"),
+            "amount": money_str(line.amount), "tax_amount": money_str(line.tax_amount)}
+
+
+def cancel(session: Session, contract: Contract, reason: str | None = None) -> None:
+    if contract.status in ("confirmed",) and any(l.delivered > ZERO for l in contract.lines):
+        raise Conflict("Goods of this contract have been delivered; it can no longer be cancelled.")
+    rules.require_move(contract.status, "cancelled")
+    was_confirmed = contract.status == "confirmed"
+    contract.status = "cancelled"
+    contract.cancelled_at = utcnow()
+    event = emit(session, SOURCE, "contract.cancelled", {
+        "contract_id": contract.id, "number": contract.number, "was_confirmed": was_confirmed,
+        "owner_id": contract.owner_id, "reason": reason}, correlation_id=contract.id)
+    if not was_confirmed:
+        contract.stock_status = "released" if contract.stock_status != "pending" else contract.stock_status
+    add_timeline(session, contract.id, event.id, "contract.cancelled", f"Contract {contract.number} cancelled",
+                 contract.cancelled_at)
+
+
+def add_timeline(session: Session, contract_id: str, event_id: str, type: str, summary: str, at=None) -> None:
+    exists = session.execute(select(TimelineEntry.id).where(TimelineEntry.contract_id == contract_id,
+                                                            TimelineEntry.event_id == event_id)).first()
+    if not exists:
+        session.add(TimelineEntry(contract_id=contract_id, event_id=event_id, type=type, summary=summary,
+                                  at=at or utcnow()))
+
+
+def require_customer_unchanged(contract: Contract, customer_id: str | None) -> None:
+    if customer_id is not None and customer_id != contract.customer_id:
+        raise Conflict("The customer of a contract never changes.", {"customer_id": ["Cannot be changed."]})

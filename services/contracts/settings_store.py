@@ -1,0 +1,37 @@
+"""Company settings: one JSON document with defaults, read inside the caller's transaction."""
+from __future__ import annotations
+
+import copy
+
+from sqlalchemy.orm import Session
+
+from services.contracts.models import SettingsRow
+
+DEFAULTS = {
+    "company": {"name": "", "address": "", "phone": "", "tax_id": "", "bank_account": "", "language": "zh-CN",
+                "terms": "", "footer": "", "email": None},
+    "shortage_policy": "notify_production",
+    "default_payment_terms": "",
+    "default_notify_departments": [],
+    # The receivables plan used when POST /contracts/{id}/receivables-plan has no body.
+    "default_installments": [],
+}
+
+
+def load_settings(session: Session) -> dict:
+    row = session.get(SettingsRow, "company")
+    merged = copy.deepcopy(DEFAULTS)
+    if row is not None:
+        stored = row.value or {}
+        merged.update({k: v for k, v in stored.items() if k != "company"})
+        merged["company"].update(stored.get("company") or {})
+    return merged
+
+
+def save_settings(session: Session, value: dict) -> dict:
+    row = session.get(SettingsRow, "company", with_for_update=True)
+    if row is None:
+        session.add(SettingsRow(key="company", value=value))
+    else:
+        row.value = value
+    return load_settings(session) if row is not None else {**copy.deepcopy(DEFAULTS), **value}

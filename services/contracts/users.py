@@ -1,0 +1,72 @@
+"""Users and passwords: slow hashes, the first admin, and a brake on password guessing."""
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from crmkit.errors import TooMany, Unauthorized
+from crmkit.timeutil import utcnow
+from crmkit.web.auth import Caller
+from services.contracts.models import User
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES = 5
+LOCK_SECONDS = 60
+# Checked against when the username does not exist, so the answer takes as long either way.
+_DUMMY_HASH = generate_password_hash("not-a-password")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)  # scrypt: slow on purpose
+
+
+def caller_of(user: User) -> Caller:
+    return Caller(id=user.id, username=user.username, role=user.role, department=user.department)
+
+
+def check_login(session, username: str, password: str) -> User:
+    user = session.execute(select(User).where(User.username == username).with_for_update()).scalar_one_or_none()
+    if user is None or not user.active:
+        check_password_hash(_DUMMY_HASH, password)
+        raise Unauthorized("Wrong username or password.")
+    now = utcnow()
+    locked = user.locked_until
+    if locked is not None and locked.tzinfo is None:
+        locked = locked.replace(tzinfo=now.tzinfo)
+    if locked is not None and locked > now:
+        raise TooMany("Too many wrong passwords; try again in a minute.",
+                      headers={"Retry-After": str(int((locked - now).total_seconds()) + 1)})
+    if not check_password_hash(user.password_hash, password):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILURES:
+            user.locked_until = now + timedelta(seconds=LOCK_SECONDS)
+            user.failed_logins = 0
+        raise Unauthorized("Wrong username or password.")
+    user.failed_logins = 0
+    user.locked_until = None
+    return user
+
+
+def ensure_admin(settings, db) -> None:
+    """Create the first admin from CRM_ADMIN_USER/CRM_ADMIN_PASSWORD; generate and print a password if unset."""
+    with db.session() as session:
+        if session.execute(select(User.id).where(User.role == "admin").limit(1)).first():
+            return
+    password = settings.admin_password or secrets.token_urlsafe(12)
+    try:
+        with db.session() as session:
+            session.add(User(id=str(uuid.uuid4()), username=settings.admin_user, password_hash=hash_password(password),
+                             role="admin"))
+    except IntegrityError:
+        return  # another process created it first
+    if not settings.admin_password:
+        print(f"Created the first admin: username {settings.admin_user!r}, password {password!r} "
+              "(set CRM_ADMIN_PASSWORD to choose it)", flush=True)
+    log.info("created admin user %s", settings.admin_user)

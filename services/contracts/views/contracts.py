@@ -1,0 +1,242 @@
+"""Contracts: create (from scratch or a quote), read, change while draft, confirm, cancel, timeline."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import Blueprint, current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from crmkit.errors import Conflict, NotFound, ValidationFailed
+from crmkit.fields import qty_str
+from crmkit.money import amount_in_words
+from crmkit.web.auth import bearer, caller
+from crmkit.web.client import ServiceClient
+from crmkit.web.idempotency import idempotent
+from crmkit.web.pagination import page, page_args
+from crmkit.web.requests import load, load_args
+from services.contracts import lifecycle
+from services.contracts.access import contract_for, customer_for, own_filter, require_reader
+from services.contracts.catalogue import availability, fetch_products
+from services.contracts.models import Contract, Customer, TimelineEntry, User
+from services.contracts.schemas import ContractIn, ContractOut, ContractPatch, ContractQuery, TimelineOut
+
+bp = Blueprint("contracts", __name__, url_prefix="/api/v1")
+out = ContractOut()
+ZERO = Decimal(0)
+
+
+def _db():
+    return current_app.extensions["crm_db"]
+
+
+def _settings():
+    return current_app.config["CRM_SETTINGS"]
+
+
+def dump(contract: Contract, available: dict | None = None) -> dict:
+    """The SPEC shape; `available` (code -> free stock) adds the live stock check for open contracts."""
+    live = available is not None and contract.status == "draft"
+    lines, warnings = [], []
+    for line in contract.lines:
+        if live:
+            free = available.get(line.product_code)
+            shortage = max(ZERO, line.quantity - free) if free is not None else None
+        else:
+            free = available.get(line.product_code) if available else None
+            shortage = max(ZERO, line.quantity - line.reserved) if contract.stock_status in ("reserved", "short") \
+                else None
+        if live and shortage:
+            warnings.append({"code": "insufficient_stock", "product_code": line.product_code,
+                             "requested": qty_str(line.quantity), "available": qty_str(free)})
+        lines.append({**{c: getattr(line, c) for c in ("product_code", "name", "unit", "quantity", "unit_price",
+                                                        "discount", "tax_rate", "amount", "tax_amount", "reserved",
+                                                        "delivered")},
+                      "available": free, "shortage": shortage})
+    if live is False and available is None and contract.status == "draft":
+        warnings.append({"code": "stock_unknown", "message": "Stock could not be checked right now."})
+    language = (contract.customer_snapshot or {}).get("language") or "zh-CN"
+    data = {c: getattr(contract, c) for c in ("id", "number", "version", "customer_id", "quote_id", "recurring_id",
+                                              "status", "currency", "subtotal", "tax_total", "total", "delivery_date",
+                                              "payment_terms", "notify_departments", "send_to_customer",
+                                              "stock_status", "document_id", "owner_id", "created_by", "created_at",
+                                              "confirmed_at")}
+    data.update(customer=contract.customer_snapshot, lines=lines,
+                warnings=warnings if contract.status == "draft" else (contract.warnings or []),
+                total_in_words=amount_in_words(contract.total, language, contract.currency))
+    return out.dump(data)
+
+
+def _live(contract: Contract) -> dict | None:
+    if contract.status not in ("draft", "confirmed", "partially_delivered"):
+        return {}
+    return availability(_settings(), bearer(), [l.product_code for l in contract.lines])
+
+
+def _owner(session, contract: Contract):
+    return session.get(User, contract.owner_id)
+
+
+@bp.post("/contracts")
+@idempotent
+def create_contract():
+    who = caller()
+    require_reader(who)
+    who.require("sales", "manager", "admin")
+    data = load(ContractIn())
+    if data.get("quote_id"):
+        return from_quote(data["quote_id"], data)
+    products = fetch_products(_settings(), bearer(), [l["product_code"] for l in data["lines"]])
+    lines = lifecycle.build_lines(data["lines"], products)
+    with _db().session() as session:
+        customer = _customer_field(session, data["customer_id"])
+        contract = lifecycle.create(session, customer=customer, lines=lines, created_by=who.id,
+                                    delivery_date=data["delivery_date"], payment_terms=data["payment_terms"],
+                                    notify_departments=data["notify_departments"],
+                                    send_to_customer=data["send_to_customer"])
+        if data["confirm"]:
+            lifecycle.confirm(session, contract, customer, _owner(session, contract))
+    available = {code: Decimal(p["available"]) for code, p in products.items()}
+    return dump(contract, available), 201
+
+
+def _customer_field(session, customer_id: str) -> Customer:
+    try:
+        return customer_for(session, caller(), customer_id)
+    except NotFound:
+        raise ValidationFailed("Unknown customer.", {"customer_id": ["Unknown customer."]})
+
+
+@bp.post("/quotes/<quote_id>/contract")
+@idempotent
+def convert_quote(quote_id):
+    require_reader(caller())
+    caller().require("sales", "manager", "admin")
+    return from_quote(quote_id, {})
+
+
+def from_quote(quote_id: str, options: dict):
+    """The contract inherits the quote's customer, lines, negotiated prices, discounts, taxes and terms."""
+    with _db().session() as session:
+        existing = session.execute(select(Contract).where(Contract.quote_id == quote_id)).scalar_one_or_none()
+        if existing is not None and contract_visible(existing):
+            return dump(existing, _live(existing)), 200
+    reply = ServiceClient(_settings(), "quotes").get(f"/api/v1/quotes/{quote_id}", token=bearer())
+    if reply.status == 404:
+        raise NotFound("No such quote.", {"quote_id": ["Unknown quote."]})
+    if reply.status != 200:
+        raise Conflict(f"The quote could not be read ({reply.status}).")
+    quote = reply.json()
+    if quote["status"] not in ("accepted", "converted"):
+        raise Conflict(f"Only an accepted quote becomes a contract; this one is {quote['status']}.",
+                       {"status": [f"Is {quote['status']}."]})
+    products = {l["product_code"]: {"code": l["product_code"], "name": l["name"], "unit": l["unit"],
+                                    "unit_price": l["unit_price"], "tax_rate": l["tax_rate"]} for l in quote["lines"]}
+    lines = lifecycle.build_lines([{"product_code": l["product_code"], "quantity": Decimal(l["quantity"]),
+                                    "unit_price": Decimal(l["unit_price"]), "discount": Decimal(l["discount"]),
+                                    "tax_rate": l["tax_rate"], "name": l["name"], "unit": l["unit"]}
+                                   for l in quote["lines"]], products)
+    try:
+        with _db().session() as session:
+            customer = _customer_field(session, quote["customer_id"])
+            contract = lifecycle.create(
+                session, customer=customer, lines=lines, created_by=caller().id, quote_id=quote_id,
+                delivery_date=_date(quote.get("delivery_date")), payment_terms=quote.get("payment_terms"),
+                notify_departments=options.get("notify_departments"),
+                send_to_customer=options.get("send_to_customer"), currency=quote.get("currency") or "CNY")
+            if options.get("confirm"):
+                lifecycle.confirm(session, contract, customer, _owner(session, contract))
+        return dump(contract, _live(contract)), 201
+    except IntegrityError:
+        # A concurrent conversion of the same quote won; answer with its contract.
+        with _db().session() as session:
+            existing = session.execute(select(Contract).where(Contract.quote_id == quote_id)).scalar_one()
+            return dump(existing, _live(existing)), 200
+
+
+def _date(value):
+    from datetime import date
+    return date.fromisoformat(value) if value else None
+
+
+def contract_visible(contract: Contract) -> bool:
+    who = caller()
+    return who.sees_all or contract.owner_id == who.id
+
+
+@bp.get("/contracts")
+def list_contracts():
+    require_reader(caller())
+    args = load_args(ContractQuery())
+    limit, offset = page_args()
+    query = own_filter(select(Contract), caller(), Contract.owner_id)
+    if args.get("customer_id"):
+        query = query.where(Contract.customer_id == args["customer_id"])
+    if args.get("status"):
+        query = query.where(Contract.status == args["status"])
+    with _db().session() as session:
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = session.execute(query.order_by(Contract.created_at.desc(), Contract.id.desc()).limit(limit)
+                               .offset(offset)).scalars().all()
+        return page([dump(c) for c in rows], total)
+
+
+@bp.get("/contracts/<contract_id>")
+def get_contract(contract_id):
+    require_reader(caller())
+    with _db().session() as session:
+        contract = contract_for(session, caller(), contract_id)
+    return dump(contract, _live(contract))
+
+
+@bp.patch("/contracts/<contract_id>")
+def patch_contract(contract_id):
+    require_reader(caller())
+    data = load(ContractPatch())
+    products = fetch_products(_settings(), bearer(), [l["product_code"] for l in data["lines"]]) \
+        if "lines" in data else None
+    with _db().session() as session:
+        contract = contract_for(session, caller(), contract_id, lock=True)
+        lifecycle.require_customer_unchanged(contract, data.get("customer_id"))
+        from services.contracts.rules import require_editable
+        require_editable(contract.status)
+        if data.get("version") is not None and data["version"] != contract.version:
+            raise Conflict("The contract was changed by someone else; reload it.", {"version": ["Is stale."]})
+        if products is not None:
+            lifecycle.set_lines(contract, lifecycle.build_lines(data["lines"], products))
+        for key in ("delivery_date", "payment_terms", "notify_departments", "send_to_customer"):
+            if key in data:
+                setattr(contract, key, data[key])
+        contract.version += 1
+    return dump(contract, _live(contract))
+
+
+@bp.post("/contracts/<contract_id>/confirm")
+def confirm_contract(contract_id):
+    require_reader(caller())
+    with _db().session() as session:
+        contract = contract_for(session, caller(), contract_id, lock=True)
+        customer = session.get(Customer, contract.customer_id)
+        lifecycle.confirm(session, contract, customer, _owner(session, contract))
+    return dump(contract)
+
+
+@bp.post("/contracts/<contract_id>/cancel")
+def cancel_contract(contract_id):
+    require_reader(caller())
+    with _db().session() as session:
+        contract = contract_for(session, caller(), contract_id, lock=True)
+        lifecycle.cancel(session, contract)
+    return dump(contract)
+
+
+@bp.get("/contracts/<contract_id>/timeline")
+def timeline(contract_id):
+    require_reader(caller())
+    limit, offset = page_args()
+    with _db().session() as session:
+        contract_for(session, caller(), contract_id)
+        query = select(TimelineEntry).where(TimelineEntry.contract_id == contract_id)
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = session.execute(query.order_by(TimelineEntry.at, TimelineEntry.id).limit(limit).offset(offset))
+        return page(TimelineOut(many=True).dump(rows.scalars()), total)

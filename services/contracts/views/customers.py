@@ -1,0 +1,86 @@
+"""Customers: a salesperson owns theirs; managers and admins see and assign all."""
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, current_app
+from sqlalchemy import func, select, update
+
+from crmkit.errors import field_error
+from crmkit.web.auth import caller
+from crmkit.web.idempotency import idempotent
+from crmkit.web.pagination import page, page_args
+from crmkit.web.requests import load
+from services.contracts.access import customer_for, own_filter, require_reader
+from services.contracts.models import Contract, Customer, User
+from services.contracts.schemas import CustomerIn, CustomerOut
+
+bp = Blueprint("customers", __name__, url_prefix="/api/v1/customers")
+out = CustomerOut()
+
+
+def _db():
+    return current_app.extensions["crm_db"]
+
+
+def _owner(session, requested: str | None) -> str:
+    """Sales own what they create; managers and admins may hand a customer to a salesperson."""
+    who = caller()
+    if who.role == "sales" or not requested:
+        return who.id
+    user = session.execute(select(User).where((User.id == requested) | (User.username == requested))).scalar()
+    if user is None or user.role not in ("sales", "manager", "admin"):
+        raise field_error("owner", "Unknown salesperson.")
+    return user.id
+
+
+@bp.post("")
+@idempotent
+def create_customer():
+    require_reader(caller())
+    caller().require("sales", "manager", "admin")
+    data = load(CustomerIn())
+    with _db().session() as session:
+        data["owner"] = _owner(session, data.get("owner"))
+        customer = Customer(id=str(uuid.uuid4()), **data)
+        session.add(customer)
+        session.flush()
+        return out.dump(customer), 201
+
+
+@bp.get("")
+def list_customers():
+    require_reader(caller())
+    limit, offset = page_args()
+    query = own_filter(select(Customer), caller(), Customer.owner)
+    with _db().session() as session:
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        rows = session.execute(query.order_by(Customer.created_at.desc(), Customer.id).limit(limit)
+                               .offset(offset)).scalars()
+        return page([out.dump(c) for c in rows], total)
+
+
+@bp.get("/<customer_id>")
+def get_customer(customer_id):
+    require_reader(caller())
+    with _db().session() as session:
+        return out.dump(customer_for(session, caller(), customer_id))
+
+
+@bp.patch("/<customer_id>")
+def patch_customer(customer_id):
+    require_reader(caller())
+    data = load(CustomerIn(partial=True))
+    with _db().session() as session:
+        customer = customer_for(session, caller(), customer_id, lock=True)
+        if "owner" in data:
+            owner = _owner(session, data.pop("owner")) if caller().sees_all else customer.owner
+            if owner != customer.owner:
+                customer.owner = owner
+                # Open contracts follow their customer to the new salesperson.
+                session.execute(update(Contract).where(Contract.customer_id == customer.id).values(owner_id=owner))
+        for key, value in data.items():
+            if key == "name" and not value:
+                raise field_error("name", "Must not be empty.")
+            setattr(customer, key, value)
+        return out.dump(customer)

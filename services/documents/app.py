@@ -1,0 +1,14 @@
+"""The documents service's HTTP side."""
+from __future__ import annotations
+
+from crmkit.service import create_web_app
+from crmkit.web.app import make_app
+
+
+def build_app(settings, db):
+    return make_app("documents", settings, db)
+
+
+def create_app(settings=None):
+    from services.documents import spec
+    return create_web_app(spec(), settings)

@@ -1,0 +1,44 @@
+"""Inventory payloads in and out."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from marshmallow import Schema, fields, validate
+
+from crmkit.fields import Money, Quantity, Rate, Signed, Text
+
+CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$", error="Letters, digits, '.', '_' or '-', at most 64.")
+
+
+class ProductIn(Schema):
+    code = fields.String(required=True, validate=CODE)
+    name = Text(200, required=True, min_length=1)
+    unit = Text(32, required=True, min_length=1)
+    unit_price = Money(required=True)
+    currency = fields.String(load_default="CNY", validate=validate.OneOf(["CNY", "USD", "EUR", "HKD", "JPY"]))
+    tax_rate = Rate(load_default=Decimal("0.13"))
+    on_hand = Quantity(positive=False, load_default=Decimal(0))
+
+
+class ProductOut(Schema):
+    code = fields.String()
+    name = fields.String()
+    unit = fields.String()
+    unit_price = Money()
+    currency = fields.String()
+    tax_rate = Rate()
+    on_hand = Quantity(positive=False)
+    reserved = Quantity(positive=False)
+    available = Quantity(positive=False)
+
+
+class StockIn(Schema):
+    delta = Signed(required=True)
+    reason = Text(500, required=True, min_length=1)
+
+
+class ProductQuery(Schema):
+    codes = fields.String(validate=validate.Length(max=5000))
+    q = fields.String(validate=validate.Length(max=200))
+    limit = fields.Integer()
+    offset = fields.Integer()

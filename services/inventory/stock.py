@@ -1,0 +1,159 @@
+"""Stock operations inside one transaction: reserve, release, ship, receive; each writes the ledger."""
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crmkit.errors import NotFound, ValidationFailed
+from crmkit.fields import qty_str
+from crmkit.messaging.outbox import emit
+from services.inventory.models import Product, Reservation, StockMove, SupplyRequest
+from services.inventory.rules import ZERO, allocate_arrivals, reservable
+
+SOURCE = "inventory"
+
+
+def lock_product(session: Session, code: str) -> Product:
+    product = session.execute(select(Product).where(Product.code == code).with_for_update()).scalar_one_or_none()
+    if product is None:
+        raise NotFound(f"No product with code {code}.", {"code": ["Unknown product code."]})
+    return product
+
+
+def available(product: Product) -> Decimal:
+    return product.on_hand - product.reserved
+
+
+def receive(session: Session, code: str, delta: Decimal, reason: str, user_id: str | None) -> Product:
+    """Goods received (delta > 0) or adjusted; arrivals go first to contracts waiting on a shortage."""
+    product = lock_product(session, code)
+    if product.on_hand + delta < product.reserved:
+        raise ValidationFailed("Stock cannot drop below what is reserved for contracts.",
+                               {"delta": [f"At least {qty_str(product.reserved - product.on_hand)} is needed."]})
+    product.on_hand += delta
+    session.add(StockMove(product_code=code, kind="received" if delta > 0 else "adjusted", quantity=delta,
+                          reason=reason, created_by=user_id))
+    if delta > 0:
+        _serve_waiting(session, product)
+    return product
+
+
+def _serve_waiting(session: Session, product: Product) -> None:
+    waiting = session.execute(
+        select(Reservation).where(Reservation.product_code == product.code, Reservation.status == "active",
+                                  Reservation.reserved < Reservation.requested)
+        .order_by(Reservation.confirmed_seq, Reservation.id)).scalars().all()
+    grants = allocate_arrivals(available(product), [(r, r.requested - r.reserved) for r in waiting])
+    by_contract: dict[str, list] = {}
+    for reservation, quantity in grants:
+        reservation.reserved += quantity
+        product.reserved += quantity
+        session.add(StockMove(product_code=product.code, kind="reserved", quantity=quantity,
+                              reason="arrival for waiting contract", contract_id=reservation.contract_id))
+        by_contract.setdefault(reservation.contract_id, []).append(reservation)
+    for contract_id, reservations in by_contract.items():
+        all_lines = session.execute(select(Reservation).where(Reservation.contract_id == contract_id)).scalars().all()
+        complete = all(r.reserved >= r.requested for r in all_lines)
+        emit(session, SOURCE, "stock.allocated", {
+            "contract_id": contract_id, "contract_number": reservations[0].contract_number,
+            "product_code": product.code, "complete": complete,
+            "lines": [_line(r) for r in reservations]}, correlation_id=contract_id)
+
+
+def _line(r: Reservation) -> dict:
+    return {"line_no": r.line_no, "product_code": r.product_code, "requested": qty_str(r.requested),
+            "reserved": qty_str(r.reserved), "missing": qty_str(r.requested - r.reserved)}
+
+
+def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
+    """Reserve what is free for each line of a confirmed contract; the rest is a shortage."""
+    contract_id = data["contract_id"]
+    if session.execute(select(Reservation.id).where(Reservation.contract_id == contract_id).limit(1)).first():
+        return  # reserved under an earlier copy of this event (or an earlier confirmation)
+    lines = sorted(data["lines"], key=lambda line: (line["product_code"], line["line_no"]))  # lock order
+    reservations = []
+    for line in lines:
+        product = session.execute(select(Product).where(Product.code == line["product_code"])
+                                  .with_for_update()).scalar_one_or_none()
+        requested = Decimal(str(line["quantity"]))
+        if product is None:
+            reserved = ZERO
+        else:
+            reserved, _ = reservable(requested, available(product))
+            product.reserved += reserved
+            if reserved > ZERO:
+                session.add(StockMove(product_code=product.code, kind="reserved", quantity=reserved,
+                                      reason="contract confirmed", contract_id=contract_id))
+        reservation = Reservation(contract_id=contract_id, contract_number=data.get("number", ""),
+                                  line_no=line["line_no"], product_code=line["product_code"], requested=requested,
+                                  reserved=reserved, confirmed_seq=int(data.get("confirmed_seq") or 0))
+        if product is not None:
+            session.add(reservation)
+        reservations.append(reservation)
+    session.flush()
+    reservations.sort(key=lambda r: r.line_no)
+    short = [r for r in reservations if r.reserved < r.requested]
+    payload = {"contract_id": contract_id, "number": data.get("number"), "owner_id": data.get("owner_id"),
+               "lines": [_line(r) for r in reservations]}
+    if not short:
+        emit(session, SOURCE, "stock.reserved", payload, correlation_id=correlation_id)
+        return
+    policy = data.get("shortage_policy") or "notify_production"
+    emit(session, SOURCE, "stock.shortage", dict(payload, policy=policy, customer_name=data.get("customer_name"),
+                                                   delivery_date=data.get("delivery_date"),
+                                                   language=data.get("company_language")),
+         correlation_id=correlation_id)
+    if policy == "notify_production":
+        for r in short:
+            request_id = str(uuid.uuid4())
+            session.add(SupplyRequest(id=request_id, department="production", contract_id=contract_id,
+                                      product_code=r.product_code, quantity=r.requested - r.reserved))
+            emit(session, SOURCE, "production.requested", {
+                "request_id": request_id, "contract_id": contract_id, "number": data.get("number"),
+                "customer_name": data.get("customer_name"), "delivery_date": data.get("delivery_date"),
+                "product_code": r.product_code, "quantity": qty_str(r.requested - r.reserved),
+                "owner_id": data.get("owner_id"), "language": data.get("company_language"),
+            }, correlation_id=correlation_id)
+
+
+def release_contract(session: Session, contract_id: str, correlation_id: str) -> None:
+    reservations = session.execute(select(Reservation).where(Reservation.contract_id == contract_id,
+                                                             Reservation.status == "active")
+                                   .order_by(Reservation.product_code)).scalars().all()
+    released = []
+    for r in reservations:
+        product = lock_product(session, r.product_code)
+        held = r.reserved - r.shipped
+        if held > ZERO:
+            product.reserved -= held
+            session.add(StockMove(product_code=r.product_code, kind="released", quantity=held,
+                                  reason="contract cancelled", contract_id=contract_id))
+        r.status = "released"
+        released.append({"line_no": r.line_no, "product_code": r.product_code, "released": qty_str(held)})
+    emit(session, SOURCE, "stock.released", {"contract_id": contract_id, "lines": released},
+         correlation_id=correlation_id)
+
+
+def ship(session: Session, data: dict, correlation_id: str) -> None:
+    """Goods leave the warehouse: on_hand and reserved both drop by what was held for the line."""
+    contract_id = data["contract_id"]
+    for line in sorted(data["lines"], key=lambda item: item["product_code"]):
+        quantity = Decimal(str(line["quantity"]))
+        product = lock_product(session, line["product_code"])
+        reservation = session.execute(select(Reservation).where(
+            Reservation.contract_id == contract_id, Reservation.product_code == line["product_code"],
+            Reservation.status == "active", Reservation.shipped < Reservation.requested)
+            .order_by(Reservation.line_no)).scalars().first()
+        from_reserved = ZERO
+        if reservation is not None:
+            from_reserved = min(quantity, reservation.reserved - reservation.shipped)
+            reservation.shipped += quantity
+            if reservation.reserved < reservation.shipped:
+                reservation.reserved = reservation.shipped  # shipped from free stock beyond the hold
+        product.reserved -= max(from_reserved, ZERO)
+        product.on_hand -= quantity
+        session.add(StockMove(product_code=product.code, kind="shipped", quantity=-quantity,
+                              reason=f"delivery {data.get('number', '')}".strip(), contract_id=contract_id))

@@ -1,0 +1,1 @@
+"""Developer and deployment tools (not part of the services)."""
