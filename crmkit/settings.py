@@ -65,8 +65,8 @@ class Settings:
     def from_env(cls, service: str, env: dict | None = None) -> "Settings":
         env = os.environ if env is None else env
         var_dir = Path(env.get("CRM_VAR_DIR") or "var").resolve()
-        own_url = env.get(f"{service.upper()}_DATABASE_URL")
-        shared_url = env.get("DATABASE_URL")
+        own_url = _normalise_db_url(env.get(f"{service.upper()}_DATABASE_URL"))
+        shared_url = _normalise_db_url(env.get("DATABASE_URL"))
         if own_url:
             database_url, schema = own_url, None
         elif shared_url:
@@ -103,6 +103,13 @@ class Settings:
             scheduler_interval=float(env.get("CRM_SCHEDULER_INTERVAL") or 60),
             token_ttl=int(env.get("CRM_TOKEN_TTL") or 8 * 3600),
         )
+
+
+def _normalise_db_url(url: str | None) -> str | None:
+    """Accept the common postgres:// spelling, which SQLAlchemy does not."""
+    if url and url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://"):]
+    return url or None
 
 
 def _secret_from_file(var_dir: Path) -> str:

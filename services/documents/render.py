@@ -1,0 +1,726 @@
+"""Print-ready A4 PDFs of sales documents: contract, quotation, delivery note, receivables plan.
+
+Pure: a JSON-like dict in (money as decimal strings), PDF bytes out. No Flask, no database.
+
+* One embedded, subset TrueType CJK font, found at run time (``CRM_PDF_FONT`` overrides the search) and
+  registered lazily, once per process, under a lock. Nothing is registered at import time.
+* Every user-typed string reaches a ``Paragraph`` only through ``_markup`` (``xml.sax.saxutils.escape``), so
+  ``<img src=...>``, ``<a href=...>`` or ``<font>`` print as inert text. Table cells and canvas text are plain
+  strings, which ReportLab never parses as markup.
+* Deterministic: the same dict gives byte-identical PDFs (``invariant=1``: fixed creation date and file id),
+  so a document can be addressed by the sha256 of its bytes.
+* Table cells are plain strings wrapped by ``_wrap`` rather than Paragraphs: several times cheaper.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from decimal import Decimal, InvalidOperation
+from io import BytesIO
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER, TA_LEFT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus.flowables import HRFlowable
+
+__all__ = ["KINDS", "FontUnavailable", "font_path", "render", "render_contract", "render_delivery_note",
+           "render_quote", "render_receivables_plan"]
+
+KINDS = ("contract", "quote", "delivery_note", "receivables_plan")
+
+FONT_ENV = "CRM_PDF_FONT"
+FONT_NAME = "CRM-CJK"
+# WenQuanYi Micro Hei first: it carries Latin letters and digits as well as CJK. Droid Sans Fallback Full has
+# no ASCII glyphs at all (it is a fallback font), so it only qualifies if a future build of it gains them.
+FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+)
+
+DASH = "—"
+
+# --- geometry --------------------------------------------------------------------------------------------------
+
+PAGE_W, PAGE_H = A4
+MARGIN_X = 18 * mm
+MARGIN_TOP = 20 * mm
+MARGIN_BOTTOM = 22 * mm
+FRAME_PAD = 6  # SimpleDocTemplate's frame pads each side by 6 pt
+CONTENT_W = PAGE_W - 2 * MARGIN_X - 2 * FRAME_PAD
+CELL_PAD = 3
+TABLE_SIZE = 8.0
+TABLE_LEADING = 10.0
+MAX_CELL_LINES = 30  # a table row cannot break across pages; keep every row well under a page
+MAX_FIELD_CHARS = 2000
+
+# --- labels ----------------------------------------------------------------------------------------------------
+
+LABELS = {
+    "zh": {
+        "title.contract": "销售合同", "title.quote": "报价单", "title.delivery_note": "发货单",
+        "title.receivables_plan": "应收款计划",
+        "number.contract": "合同编号", "number.quote": "报价单号", "number.delivery_note": "发货单号",
+        "contract_number": "合同编号", "created_at": "制单日期", "confirmed_at": "确认日期",
+        "delivery_date": "交货日期", "valid_until": "有效期至", "ship_date": "发货日期", "currency": "币种",
+        "seller": "甲方（卖方）", "buyer": "乙方（买方）", "shipper": "发货方", "consignee": "收货方",
+        "name": "名称", "address": "地址", "phone": "电话", "tax_id": "税号", "bank_account": "开户行及账号",
+        "contact_person": "联系人", "email": "邮箱", "delivery_address": "收货地址",
+        "col.no": "序号", "col.code": "编码", "col.name": "品名", "col.unit": "单位", "col.quantity": "数量",
+        "col.unit_price": "单价", "col.discount": "折扣", "col.amount": "金额", "col.tax_rate": "税率",
+        "col.tax": "税额",
+        "col.seq": "期次", "col.label": "款项", "col.due_date": "到期日", "col.status": "状态",
+        "subtotal": "小计", "tax_total": "税额", "total": "合计", "total_in_words": "金额大写",
+        "schedule": "付款计划", "delivery_terms": "交货及付款条款", "payment_terms": "付款方式",
+        "terms": "条款与条件", "notes": "备注",
+        "signature": "授权代表（签字）：", "seal": "盖章：", "date": "日期：      年    月    日",
+        "shipped_by": "发货人（签字）：", "received_by": "收货人（签字）：",
+        "page": "第 {page} 页 / 共 {total} 页",
+        "status.pending": "待收", "status.due": "待收", "status.paid": "已收", "status.overdue": "逾期",
+        "status.partially_paid": "部分收款", "status.partial": "部分收款", "status.cancelled": "已取消",
+        "status.written_off": "已核销",
+        "colon": "：",
+    },
+    "en": {
+        "title.contract": "Sales Contract", "title.quote": "Quotation", "title.delivery_note": "Delivery Note",
+        "title.receivables_plan": "Receivables Plan",
+        "number.contract": "Contract No.", "number.quote": "Quotation No.", "number.delivery_note": "Delivery Note No.",
+        "contract_number": "Contract No.", "created_at": "Date", "confirmed_at": "Confirmed",
+        "delivery_date": "Delivery date", "valid_until": "Valid until", "ship_date": "Ship date",
+        "currency": "Currency",
+        "seller": "Seller", "buyer": "Buyer", "shipper": "Shipper", "consignee": "Consignee",
+        "name": "Name", "address": "Address", "phone": "Phone", "tax_id": "Tax ID", "bank_account": "Bank account",
+        "contact_person": "Contact", "email": "Email", "delivery_address": "Delivery address",
+        "col.no": "No.", "col.code": "Code", "col.name": "Description", "col.unit": "Unit", "col.quantity": "Qty",
+        "col.unit_price": "Unit price", "col.discount": "Discount", "col.amount": "Amount",
+        "col.tax_rate": "Tax rate", "col.tax": "Tax",
+        "col.seq": "No.", "col.label": "Instalment", "col.due_date": "Due date", "col.status": "Status",
+        "subtotal": "Subtotal", "tax_total": "Tax", "total": "Total", "total_in_words": "Amount in words",
+        "schedule": "Payment schedule", "delivery_terms": "Delivery and payment terms",
+        "payment_terms": "Payment terms", "terms": "Terms and conditions", "notes": "Notes",
+        "signature": "Authorized signature:", "seal": "Seal:", "date": "Date:",
+        "shipped_by": "Shipped by (signature):", "received_by": "Received by (signature):",
+        "page": "Page {page} of {total}",
+        "status.pending": "Pending", "status.due": "Due", "status.paid": "Paid", "status.overdue": "Overdue",
+        "status.partially_paid": "Partially paid", "status.partial": "Partially paid",
+        "status.cancelled": "Cancelled", "status.written_off": "Written off",
+        "colon": ": ",
+    },
+}
+
+# Glyphs the chosen font must have: printable ASCII plus every character of the Chinese labels.
+_REQUIRED_CHARS = frozenset(map(ord, "".join(chr(c) for c in range(0x21, 0x7F)) + DASH + "…" + "".join(
+    LABELS["zh"].values()))) - {ord(" ")}
+
+
+# --- font ------------------------------------------------------------------------------------------------------
+
+class FontUnavailable(RuntimeError):
+    """No usable CJK TrueType font was found (or CRM_PDF_FONT points at an unusable one)."""
+
+
+_font_lock = threading.Lock()
+_font: TTFont | None = None
+_font_file: str | None = None
+_styles: dict[str, ParagraphStyle] | None = None
+
+
+def font_path() -> str:
+    """The font file in use (registering it on first call)."""
+    _ensure_font()
+    return _font_file
+
+
+def _ensure_font() -> TTFont:
+    font = _font
+    if font is not None:
+        return font
+    with _font_lock:
+        if _font is None:
+            _load_font()
+        return _font
+
+
+def _load_font() -> None:
+    """Find, check and register the font, then build the styles. Called once, under _font_lock."""
+    global _font, _font_file, _styles
+    override = os.environ.get(FONT_ENV, "").strip()
+    candidates = (override,) if override else FONT_CANDIDATES
+    problems = []
+    for path in candidates:
+        if not os.path.isfile(path):
+            problems.append(f"{path}: not found")
+            continue
+        try:
+            # subfontIndex only matters for a .ttc collection (0 = WenQuanYi Micro Hei); a .ttf ignores it.
+            font = TTFont(FONT_NAME, path, subfontIndex=0)
+        except Exception as exc:  # a damaged file, a CFF-based .otf ReportLab cannot embed, ...
+            problems.append(f"{path}: {exc}")
+            continue
+        missing = sorted(_REQUIRED_CHARS - font.face.charToGlyph.keys())
+        if missing:
+            sample = "".join(chr(c) for c in missing[:12])
+            problems.append(f"{path}: lacks {len(missing)} required glyphs such as {sample!r}")
+            continue
+        _serialize_subsetting(font)
+        pdfmetrics.registerFont(font)
+        _styles = _make_styles()
+        _font_file = path
+        _font = font  # last: other threads read _font without the lock
+        return
+    raise FontUnavailable("no usable CJK TrueType font (" + "; ".join(problems) + "). Install fonts-wqy-microhei "
+                          f"or point {FONT_ENV} at a TrueType font with CJK and Latin glyphs.")
+
+
+def _serialize_subsetting(font: TTFont) -> None:
+    """ReportLab's subsetter reads the shared font file through a cursor on the face: one thread at a time."""
+    face = font.face
+    make_subset = face.makeSubset
+    lock = threading.Lock()
+
+    def locked_make_subset(subset):
+        with lock:
+            return make_subset(subset)
+
+    face.makeSubset = locked_make_subset
+
+
+def _make_styles() -> dict[str, ParagraphStyle]:
+    base = ParagraphStyle("crm-base", fontName=FONT_NAME, fontSize=9, leading=12.5, wordWrap="CJK")
+
+    def style(name, **kw):
+        return ParagraphStyle(f"crm-{name}", parent=base, **kw)
+
+    return {
+        "body": base,
+        "company": style("company", fontSize=15, leading=19, spaceAfter=2),
+        "company_detail": style("company_detail", fontSize=8, leading=11, textColor=colors.HexColor("#444444")),
+        "title": style("title", fontSize=18, leading=24, alignment=TA_CENTER, spaceBefore=8, spaceAfter=8),
+        "heading": style("heading", fontSize=10.5, leading=14, spaceBefore=10, spaceAfter=4, keepWithNext=1),
+        "words": style("words", fontSize=9.5, leading=13, spaceBefore=4),
+        "para": style("para", alignment=TA_LEFT, spaceAfter=2),
+    }
+
+
+def _sw(text: str, size: float) -> float:
+    return pdfmetrics.stringWidth(text, FONT_NAME, size)
+
+
+# --- values ----------------------------------------------------------------------------------------------------
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _text(value) -> str:
+    """A display string: None or blank becomes a dash; control characters go; line ends become \\n."""
+    if value is None:
+        return DASH
+    text = value if isinstance(value, str) else str(value)
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")).strip()
+    return text or DASH
+
+
+def _clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _markup(value, limit: int = MAX_FIELD_CHARS) -> str:
+    """User text made safe for a Paragraph: escaped, so any markup in it prints literally."""
+    return escape(_clip(_text(value), limit)).replace("\n", "<br/>")
+
+
+def _decimal(value) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _money(value) -> str:
+    """1234.5 -> 1,234.50 (at least two places, more if given)."""
+    number = _decimal(value)
+    if number is None:
+        return _text(value)
+    places = min(max(2, -number.as_tuple().exponent), 6)
+    return f"{number:,.{places}f}"
+
+
+def _qty(value) -> str:
+    """10.000 -> 10, 2.500 -> 2.5, 12000 -> 12,000."""
+    number = _decimal(value)
+    if number is None:
+        return _text(value)
+    number = number.quantize(Decimal(1)) if number == number.to_integral_value() else number.normalize()
+    return f"{number:,f}"
+
+
+def _percent(value) -> str:
+    """A rate as a fraction (0.13, as the API sends it) -> 13%; a number above 1 is taken as percent already."""
+    number = _decimal(value)
+    if number is None:
+        return _text(value)
+    if abs(number) <= 1:
+        number *= 100
+    number = number.quantize(Decimal(1)) if number == number.to_integral_value() else number.normalize()
+    return f"{number:f}%"
+
+
+def _date(value) -> str:
+    """The calendar date of an ISO date or timestamp (as sent: UTC for timestamps)."""
+    text = _text(value)
+    match = _DATE.match(text)
+    return match.group(0) if match else text
+
+
+def _address(value) -> str:
+    if isinstance(value, dict):
+        parts = [_text(v) for v in value.values() if v not in (None, "")]
+        return " ".join(p for p in parts if p != DASH) or DASH
+    return _text(value)
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return [item if isinstance(item, dict) else {} for item in value] if isinstance(value, (list, tuple)) else []
+
+
+# --- plain-text wrapping for table cells -----------------------------------------------------------------------
+
+# A "word" is a run of characters that are neither spaces nor CJK (so Latin words stay whole); every CJK
+# character is a break opportunity of its own.
+_TOKEN = re.compile(r"[^\s\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+\s*|\s+|.", re.S)
+_NO_LINE_START = frozenset("，。、；：！？）」』】》〉”’,.;:!?)%")
+
+
+def _wrap(text: str, width: float, size: float = TABLE_SIZE, max_lines: int = MAX_CELL_LINES) -> str:
+    """Break a plain string into lines no wider than width (CJK anywhere, Latin at spaces), joined by \\n."""
+    lines: list[str] = []
+    for para in text.split("\n"):
+        if _sw(para, size) <= width:
+            lines.append(para)
+            continue
+        cur, cur_w = "", 0.0
+        for tok in _TOKEN.findall(para):
+            tok_w = _sw(tok, size)
+            if cur_w + _sw(tok.rstrip(), size) <= width:
+                cur, cur_w = cur + tok, cur_w + tok_w
+                continue
+            if not cur.strip() and tok.isspace():
+                continue
+            if tok in _NO_LINE_START and cur:  # hang closing punctuation rather than start a line with it
+                cur, cur_w = cur + tok, cur_w + tok_w
+                continue
+            if cur.strip():
+                lines.append(cur.rstrip())
+            cur, cur_w = "", 0.0
+            if tok.isspace():
+                continue
+            if _sw(tok.rstrip(), size) <= width:
+                cur, cur_w = tok, tok_w
+                continue
+            for ch in tok:  # a word wider than the cell: break it anywhere
+                ch_w = _sw(ch, size)
+                if cur and cur_w + ch_w > width:
+                    lines.append(cur)
+                    cur, cur_w = "", 0.0
+                cur, cur_w = cur + ch, cur_w + ch_w
+        if cur.strip() or not lines:
+            lines.append(cur.rstrip())
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][:-1] + "…"
+    return "\n".join(lines)
+
+
+def _cells(row, widths) -> list[str]:
+    return [_wrap(value, width - 2 * CELL_PAD) for value, width in zip(row, widths)]
+
+
+def _table(rows, fractions, *, header=True, align_right_from=None, extra=(), repeat=True, h_align="LEFT"):
+    """A grid of plain-string cells; column widths as fractions of the content width."""
+    widths = [f * CONTENT_W for f in fractions]
+    data = [_cells(row, widths) for row in rows]
+    cmds = [
+        ("FONTNAME", (0, 0), (-1, -1), FONT_NAME),
+        ("FONTSIZE", (0, 0), (-1, -1), TABLE_SIZE),
+        ("LEADING", (0, 0), (-1, -1), TABLE_LEADING),
+        ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#888888")),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD),
+        ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD),
+        ("TOPPADDING", (0, 0), (-1, -1), 2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+    ]
+    if align_right_from is not None:
+        cmds.append(("ALIGN", (align_right_from, 0), (-1, -1), "RIGHT"))
+    if header:
+        cmds += [("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8E8E8")), ("ALIGN", (0, 0), (-1, 0), "CENTER")]
+    cmds += list(extra)
+    return Table(data, colWidths=widths, style=TableStyle(cmds), repeatRows=1 if (header and repeat) else 0,
+                 hAlign=h_align)
+
+
+# --- page decoration: footer, running header, "page x of y" ----------------------------------------------------
+
+class _NumberedCanvas(Canvas):
+    """Defers every page until save(), when the page count is known (the ReportLab "NumberedCanvas" recipe)."""
+
+    def __init__(self, *args, decorate=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._decorate = decorate
+        self._page_states: list[dict] = []
+
+    def showPage(self):
+        self._page_states.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self):
+        total = len(self._page_states)
+        for number, state in enumerate(self._page_states, 1):
+            self.__dict__.update(state)
+            if self._decorate is not None:
+                self._decorate(self, number, total)
+            Canvas.showPage(self)
+        Canvas.save(self)
+
+
+class _Decoration:
+    def __init__(self, labels: dict, footer: str, running_left: str, running_right: str):
+        width = PAGE_W - 2 * MARGIN_X
+        self.page_label = labels["page"]
+        footer_lines = [] if footer == DASH else _wrap(footer, width, 7.5, max_lines=2).split("\n")
+        self.footer_lines = footer_lines
+        self.running_left = _wrap(running_left, width * 0.6, 7.5, max_lines=1)
+        self.running_right = _wrap(running_right, width * 0.38, 7.5, max_lines=1)
+
+    def __call__(self, canv: Canvas, page: int, total: int) -> None:
+        canv.saveState()
+        canv.setFillColor(colors.HexColor("#555555"))
+        canv.setStrokeColor(colors.HexColor("#AAAAAA"))
+        canv.setLineWidth(0.5)
+        canv.setFont(FONT_NAME, 7.5)
+        if page > 1:
+            y = PAGE_H - 12 * mm
+            canv.drawString(MARGIN_X, y, self.running_left)
+            canv.drawRightString(PAGE_W - MARGIN_X, y, self.running_right)
+            canv.line(MARGIN_X, y - 2.5, PAGE_W - MARGIN_X, y - 2.5)
+        y = 15 * mm
+        if self.footer_lines:
+            canv.line(MARGIN_X, y + 9.5, PAGE_W - MARGIN_X, y + 9.5)
+        for line in self.footer_lines:
+            canv.drawCentredString(PAGE_W / 2, y, line)
+            y -= 9.5
+        canv.setFont(FONT_NAME, 8)
+        canv.drawCentredString(PAGE_W / 2, 8 * mm, self.page_label.format(page=page, total=total))
+        canv.restoreState()
+
+
+# --- building blocks -------------------------------------------------------------------------------------------
+
+class _Ctx:
+    def __init__(self, kind: str, doc: dict):
+        if not isinstance(doc, dict):
+            raise TypeError(f"{kind} document must be a dict, not {type(doc).__name__}")
+        _ensure_font()
+        self.kind = kind
+        self.doc = doc
+        language = str(doc.get("language") or "").strip().lower().replace("_", "-")
+        self.lang = "zh" if language in ("zh-cn", "zh", "zh-hans", "zh-hans-cn") else "en"
+        self.L = LABELS[self.lang]
+        self.S = _styles
+        self.company = _dict(doc.get("company"))
+        self.customer = _dict(doc.get("customer"))
+        self.currency = _text(doc.get("currency")) if doc.get("currency") else ""
+
+    def p(self, markup: str, style: str = "para") -> Paragraph:
+        """A Paragraph of markup that is already safe (labels joined with _markup output)."""
+        return Paragraph(markup, self.S[style])
+
+    def labelled(self, key: str, value_markup: str) -> Paragraph:
+        return self.p(f"{escape(self.L[key])}{escape(self.L['colon'])}{value_markup}")
+
+    def title(self) -> str:
+        return self.L[f"title.{self.kind}"]
+
+
+def _header(ctx: _Ctx) -> list:
+    c = ctx.company
+    details = [
+        ("address", c.get("address")), ("phone", c.get("phone")),
+        ("tax_id", c.get("tax_id")), ("bank_account", c.get("bank_account")),
+    ]
+    sep = "&nbsp;&nbsp;&nbsp;&nbsp;"
+    line1 = sep.join(f"{escape(ctx.L[k])}{escape(ctx.L['colon'])}{_markup(v)}" for k, v in details[:2])
+    line2 = sep.join(f"{escape(ctx.L[k])}{escape(ctx.L['colon'])}{_markup(v)}" for k, v in details[2:])
+    return [
+        ctx.p(_markup(c.get("name"), 300), "company"),
+        ctx.p(line1, "company_detail"),
+        ctx.p(line2, "company_detail"),
+        Spacer(1, 3),
+        HRFlowable(width="100%", thickness=1, color=colors.HexColor("#333333"), spaceBefore=2, spaceAfter=2),
+        ctx.p(escape(ctx.title()), "title"),
+    ]
+
+
+def _meta(ctx: _Ctx, pairs: list[tuple[str, str]]) -> Table:
+    """Key/value pairs two to a row, in a borderless table."""
+    rows = []
+    for i in range(0, len(pairs), 2):
+        row = []
+        for key, value in pairs[i:i + 2]:
+            row += [ctx.L[key] + ctx.L["colon"].strip(), value]
+        rows.append(row + ["", ""] * (2 - len(pairs[i:i + 2])))
+    return _table(rows, (0.13, 0.37, 0.13, 0.37), header=False,
+                  extra=[("GRID", (0, 0), (-1, -1), 0, colors.white), ("LINEBELOW", (0, -1), (-1, -1), 0.5,
+                                                                         colors.HexColor("#AAAAAA"))])
+
+
+def _parties(ctx: _Ctx, left_key: str, left: list, right_key: str, right: list) -> Table:
+    """Two side-by-side party blocks; each side a list of (label key, display text)."""
+    rows = [[ctx.L[left_key], "", ctx.L[right_key], ""]]
+    for i in range(max(len(left), len(right))):
+        row = []
+        for side in (left, right):
+            if i < len(side):
+                key, value = side[i]
+                row += [ctx.L[key], _clip(value)]
+            else:
+                row += ["", ""]
+        rows.append(row)
+    return _table(rows, (0.12, 0.38, 0.12, 0.38), repeat=False, extra=[
+        ("SPAN", (0, 0), (1, 0)), ("SPAN", (2, 0), (3, 0)), ("ALIGN", (0, 0), (-1, 0), "LEFT"),
+        ("FONTSIZE", (0, 0), (-1, 0), 9), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ])
+
+
+def _seller(ctx: _Ctx) -> list:
+    c = ctx.company
+    return [("name", _text(c.get("name"))), ("address", _address(c.get("address"))), ("phone", _text(c.get("phone"))),
+            ("tax_id", _text(c.get("tax_id"))), ("bank_account", _text(c.get("bank_account")))]
+
+
+def _buyer(ctx: _Ctx) -> list:
+    c = ctx.customer
+    return [("name", _text(c.get("name"))), ("address", _address(c.get("address"))),
+            ("contact_person", _text(c.get("contact_person"))), ("phone", _text(c.get("phone"))),
+            ("email", _text(c.get("email")))]
+
+
+_LINE_FRACTIONS = (0.11, 0.25, 0.06, 0.08, 0.12, 0.07, 0.13, 0.07, 0.11)
+
+
+def _lines_table(ctx: _Ctx) -> Table:
+    L = ctx.L
+    cur = f" ({ctx.currency})" if ctx.currency else ""
+    rows = [[L["col.code"], L["col.name"], L["col.unit"], L["col.quantity"], L["col.unit_price"],
+             L["col.discount"], L["col.amount"] + cur, L["col.tax_rate"], L["col.tax"]]]
+    for line in _list(ctx.doc.get("lines")):
+        rows.append([
+            _text(line.get("product_code")), _text(line.get("name")), _text(line.get("unit")),
+            _qty(line.get("quantity")), _money(line.get("unit_price")), _percent(line.get("discount")),
+            _money(line.get("amount")), _percent(line.get("tax_rate")), _money(line.get("tax_amount")),
+        ])
+    if len(rows) == 1:
+        rows.append([DASH] * len(rows[0]))
+    return _table(rows, _LINE_FRACTIONS, align_right_from=3,
+                  extra=[("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F6F6F6")])])
+
+
+def _totals(ctx: _Ctx) -> list:
+    L, d = ctx.L, ctx.doc
+    cur = f" ({ctx.currency})" if ctx.currency else ""
+    rows = [[L["subtotal"], _money(d.get("subtotal"))], [L["tax_total"], _money(d.get("tax_total"))],
+            [L["total"] + cur, _money(d.get("total"))]]
+    table = _table(rows, (0.2, 0.25), header=False, h_align="RIGHT", align_right_from=1,
+                   extra=[("FONTSIZE", (0, -1), (-1, -1), 9.5), ("LEADING", (0, -1), (-1, -1), 12),
+                          ("BACKGROUND", (0, -1), (-1, -1), colors.HexColor("#E8E8E8"))])
+    words = ctx.p(f"{escape(L['total_in_words'])}{escape(L['colon'])}{_markup(d.get('total_in_words'), 300)}",
+                  "words")
+    return [Spacer(1, 4), table, words]
+
+
+def _schedule(ctx: _Ctx, installments: list, with_status: bool) -> Table:
+    L = ctx.L
+    cur = f" ({ctx.currency})" if ctx.currency else ""
+    header = [L["col.seq"], L["col.label"], L["col.amount"] + cur, L["col.due_date"]]
+    fractions = (0.1, 0.45, 0.25, 0.2)
+    if with_status:
+        header.append(L["col.status"])
+        fractions = (0.08, 0.4, 0.2, 0.16, 0.16)
+    rows = [header]
+    for item in installments:
+        row = [_text(item.get("seq")), _text(item.get("label")), _money(item.get("amount")), _date(item.get("due_date"))]
+        if with_status:
+            status = _text(item.get("status"))
+            row.append(L.get(f"status.{status.lower()}", status))
+        rows.append(row)
+    if len(rows) == 1:
+        rows.append([DASH] * len(header))
+    return _table(rows, fractions, extra=[("ALIGN", (2, 1), (2, -1), "RIGHT"), ("ALIGN", (0, 1), (0, -1), "CENTER"),
+                                          ("ALIGN", (3, 1), (-1, -1), "CENTER")])
+
+
+def _section(ctx: _Ctx, key: str, value) -> list:
+    if value in (None, "") or _text(value) == DASH:
+        return []
+    return [ctx.p(escape(ctx.L[key]), "heading"), ctx.p(_markup(value, 20000))]
+
+
+def _signatures(ctx: _Ctx, left_key: str, left_name, right_key: str, right_name, sign_key: str = "signature",
+                right_sign_key: str | None = None) -> KeepTogether:
+    L = ctx.L
+    rows = [
+        [L[left_key], L[right_key]],
+        [_clip(_text(left_name), 200), _clip(_text(right_name), 200)],
+        [L[sign_key], L[right_sign_key or sign_key]],
+        [L["seal"], L["seal"]],
+        [L["date"], L["date"]],
+    ]
+    table = _table(rows, (0.5, 0.5), header=False, extra=[
+        ("GRID", (0, 0), (-1, -1), 0, colors.white), ("BOX", (0, 0), (0, -1), 0.5, colors.HexColor("#888888")),
+        ("BOX", (1, 0), (1, -1), 0.5, colors.HexColor("#888888")), ("FONTSIZE", (0, 0), (-1, 0), 9.5),
+        ("LEADING", (0, 0), (-1, 0), 12), ("VALIGN", (0, 3), (-1, 3), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 5), ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
+        ("BOTTOMPADDING", (0, 2), (-1, 2), 12), ("BOTTOMPADDING", (0, 3), (-1, 3), 48),
+    ])
+    return KeepTogether([Spacer(1, 14), table])
+
+
+def _build(ctx: _Ctx, story: list, number) -> bytes:
+    buf = BytesIO()
+    company_name = _text(ctx.company.get("name"))
+    number = _text(number)
+    doc = SimpleDocTemplate(
+        buf, pagesize=A4, leftMargin=MARGIN_X, rightMargin=MARGIN_X, topMargin=MARGIN_TOP,
+        bottomMargin=MARGIN_BOTTOM, invariant=1, initialFontName=FONT_NAME,
+        lang="zh-CN" if ctx.lang == "zh" else "en",
+        title=f"{ctx.title()} {number}", author=company_name if company_name != DASH else "",
+        subject=ctx.title(), creator="CRM documents",
+    )
+    decoration = _Decoration(ctx.L, _text(ctx.company.get("footer")), company_name, f"{ctx.title()}  {number}")
+
+    def canvasmaker(*args, **kwargs):
+        return _NumberedCanvas(*args, decorate=decoration, **kwargs)
+
+    doc.build(story, canvasmaker=canvasmaker)
+    return buf.getvalue()
+
+
+# --- the four documents ----------------------------------------------------------------------------------------
+
+def _sales_document(kind: str, doc: dict) -> bytes:
+    ctx = _Ctx(kind, doc)
+    d, L = ctx.doc, ctx.L
+    meta = [(f"number.{kind}", _text(d.get("number"))), ("created_at", _date(d.get("created_at")))]
+    if kind == "quote":
+        meta.append(("valid_until", _date(d.get("valid_until"))))
+    else:
+        meta.append(("confirmed_at", _date(d.get("confirmed_at"))))
+    meta += [("delivery_date", _date(d.get("delivery_date"))), ("currency", _text(d.get("currency")))]
+    story = _header(ctx) + [
+        _meta(ctx, meta), Spacer(1, 8),
+        _parties(ctx, "seller", _seller(ctx), "buyer", _buyer(ctx)), Spacer(1, 10),
+        _lines_table(ctx),
+    ]
+    story += _totals(ctx)
+    installments = _list(d.get("installments"))
+    if installments:
+        story += [ctx.p(escape(L["schedule"]), "heading"), _schedule(ctx, installments, with_status=False)]
+    story += [
+        ctx.p(escape(L["delivery_terms"]), "heading"),
+        ctx.labelled("delivery_date", _markup(_date(d.get("delivery_date")))),
+        ctx.labelled("payment_terms", _markup(d.get("payment_terms"), 5000)),
+        ctx.labelled("currency", _markup(d.get("currency"))),
+    ]
+    if kind == "quote":
+        story.append(ctx.labelled("valid_until", _markup(_date(d.get("valid_until")))))
+    story += _section(ctx, "terms", ctx.company.get("terms"))
+    story += _section(ctx, "notes", d.get("notes"))
+    story.append(_signatures(ctx, "seller", ctx.company.get("name"), "buyer", ctx.customer.get("name")))
+    return _build(ctx, story, d.get("number"))
+
+
+def render_contract(doc: dict) -> bytes:
+    """销售合同 / Sales Contract."""
+    return _sales_document("contract", doc)
+
+
+def render_quote(doc: dict) -> bytes:
+    """报价单 / Quotation: a contract's shape plus valid_until."""
+    return _sales_document("quote", doc)
+
+
+def render_delivery_note(doc: dict) -> bytes:
+    """发货单 / Delivery Note."""
+    ctx = _Ctx("delivery_note", doc)
+    d, L = ctx.doc, ctx.L
+    meta = [("number.delivery_note", _text(d.get("number"))), ("contract_number", _text(d.get("contract_number"))),
+            ("ship_date", _date(d.get("ship_date")))]
+    consignee = _buyer(ctx)
+    consignee.insert(2, ("delivery_address", _address(d.get("address"))))
+    rows = [[L["col.no"], L["col.code"], L["col.name"], L["col.unit"], L["col.quantity"]]]
+    for i, line in enumerate(_list(d.get("lines")), 1):
+        rows.append([str(i), _text(line.get("product_code")), _text(line.get("name")), _text(line.get("unit")),
+                     _qty(line.get("quantity"))])
+    if len(rows) == 1:
+        rows.append([DASH] * 5)
+    lines = _table(rows, (0.07, 0.2, 0.47, 0.1, 0.16), extra=[
+        ("ALIGN", (0, 1), (0, -1), "CENTER"), ("ALIGN", (4, 1), (4, -1), "RIGHT"),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#F6F6F6")])])
+    story = _header(ctx) + [
+        _meta(ctx, meta), Spacer(1, 8),
+        _parties(ctx, "shipper", _seller(ctx)[:3], "consignee", consignee), Spacer(1, 10),
+        lines,
+    ]
+    story += _section(ctx, "notes", d.get("notes"))
+    story.append(_signatures(ctx, "shipper", ctx.company.get("name"), "consignee", ctx.customer.get("name"),
+                             sign_key="shipped_by", right_sign_key="received_by"))
+    return _build(ctx, story, d.get("number"))
+
+
+def render_receivables_plan(doc: dict) -> bytes:
+    """应收款计划 / Receivables Plan."""
+    ctx = _Ctx("receivables_plan", doc)
+    d, L = ctx.doc, ctx.L
+    meta = [("contract_number", _text(d.get("contract_number"))), ("currency", _text(d.get("currency")))]
+    cur = f" ({ctx.currency})" if ctx.currency else ""
+    total = _table([[L["total"] + cur, _money(d.get("total"))]], (0.2, 0.25), header=False, h_align="RIGHT",
+                   align_right_from=1, extra=[("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#E8E8E8"))])
+    story = _header(ctx) + [
+        _meta(ctx, meta), Spacer(1, 8),
+        _parties(ctx, "seller", _seller(ctx)[:3], "buyer", _buyer(ctx)), Spacer(1, 10),
+        _schedule(ctx, _list(d.get("installments")), with_status=True), Spacer(1, 4), total,
+    ]
+    story += _section(ctx, "notes", d.get("notes"))
+    return _build(ctx, story, d.get("contract_number"))
+
+
+_RENDERERS = {
+    "contract": render_contract,
+    "quote": render_quote,
+    "delivery_note": render_delivery_note,
+    "receivables_plan": render_receivables_plan,
+}
+
+
+def render(kind: str, doc: dict) -> bytes:
+    """Render any of KINDS."""
+    try:
+        renderer = _RENDERERS[kind]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown document kind {kind!r}; expected one of {', '.join(KINDS)}") from None
+    return renderer(doc)

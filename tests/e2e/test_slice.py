@@ -1,0 +1,52 @@
+"""The contracts → inventory slice end to end: over HTTP through the gateway, in both modes."""
+from __future__ import annotations
+
+import pytest
+
+from support.infra import wait_for
+
+
+def run_slice(api):
+    api.product("BOLT-M8", stock=10, price="12.50", name="六角螺栓 M8")
+    api.product("NUT-M8", stock=100, price="0.80", name="螺母 M8")
+    customer = api.customer()
+    contract = api.contract(customer["id"], [("BOLT-M8", 4), ("NUT-M8", 40)])
+    assert contract["status"] == "draft"
+    assert contract["subtotal"] == "82.00" and contract["tax_total"] == "10.66" and contract["total"] == "92.66"
+    assert [l["available"] for l in contract["lines"]] == ["10", "100"]
+    assert contract["warnings"] == []
+
+    confirmed = api.post(f"/api/v1/contracts/{contract['id']}/confirm")
+    assert confirmed.status_code == 200, confirmed
+    done = wait_for(lambda: (c := api.get(f"/api/v1/contracts/{contract['id']}").json)["stock_status"] == "reserved"
+                    and c, message="stock reserved")
+    assert [l["reserved"] for l in done["lines"]] == ["4", "40"]
+    assert api.get("/api/v1/products/BOLT-M8").json["reserved"] == "4"
+    types = [e["type"] for e in api.get(f"/api/v1/contracts/{contract['id']}/timeline").json["items"]]
+    assert types[:3] == ["contract.created", "contract.confirmed", "stock.reserved"]
+
+    # A short line: 12 asked, 6 free → what is free is held and the contract says it is short.
+    short = api.contract(customer["id"], [("BOLT-M8", 12)])
+    assert short["lines"][0]["shortage"] == "6"
+    assert short["warnings"][0] == {"code": "insufficient_stock", "product_code": "BOLT-M8", "requested": "12",
+                                    "available": "6"}
+    api.post(f"/api/v1/contracts/{short['id']}/confirm")
+    wait_for(lambda: api.get(f"/api/v1/contracts/{short['id']}").json["stock_status"] == "short", message="short")
+    assert api.get("/api/v1/products/BOLT-M8").json["reserved"] == "10"
+
+    # Cancelling releases the hold.
+    assert api.post(f"/api/v1/contracts/{contract['id']}/cancel").status_code == 200
+    wait_for(lambda: api.get(f"/api/v1/contracts/{contract['id']}").json["stock_status"] == "released",
+             message="released")
+    product = api.get("/api/v1/products/BOLT-M8").json
+    assert (product["on_hand"], product["reserved"], product["available"]) == ("10", "6", "4")
+    assert api.post(f"/api/v1/contracts/{contract['id']}/confirm").status_code == 409
+
+
+def test_slice_embedded(embedded):
+    run_slice(embedded.api)
+
+
+@pytest.mark.e2e
+def test_slice_on_rabbitmq_and_postgresql(cluster):
+    run_slice(cluster.api)

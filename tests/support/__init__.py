@@ -1,0 +1,1 @@
+"""Test support: real infrastructure (databases, vhosts, SMTP, processes) and an HTTP client."""
