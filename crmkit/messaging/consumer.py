@@ -57,7 +57,9 @@ class Worker(ConsumerMixin):
     def get_consumers(self, Consumer, channel):
         topology.declare_all(channel)
         self._dead_producer = Producer(channel)
-        consumer = Consumer(queues=self.queues, callbacks=[self.on_message], accept=None,
+        # on_message takes the raw message: decoding happens in handle(), so a bad body is dead-lettered
+        # instead of kombu's default of logging and acknowledging it.
+        consumer = Consumer(queues=self.queues, on_message=self.on_message, accept=None,
                             prefetch_count=self.threads * 2)
         return [consumer]
 
@@ -69,7 +71,7 @@ class Worker(ConsumerMixin):
         # and the inbox makes the redelivery a no-op for those that did commit.
         self.pending = []
 
-    def on_message(self, body, message):
+    def on_message(self, message):
         self.pending.append((message, self.pool.submit(self.handle, message.body, message.properties)))
 
     def on_iteration(self):
