@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := var/.system-packages
 # Debian packages the services need: a CJK font to embed in PDFs, poppler's pdftotext/pdffonts for tests.
-DEBIAN_PACKAGES := fonts-droid-fallback poppler-utils
+DEBIAN_PACKAGES := fonts-wqy-microhei fonts-droid-fallback poppler-utils
 
 .PHONY: install system-packages run test test-fast bench fuzz chaos compose-test clean
 
