@@ -26,8 +26,10 @@ def start(env=None, workers: bool = True):
                                                                      .split("+", 1)[1]))
     with connect(settings["contracts"]) as conn:
         declare_topology(conn)
-    for name in SERVICES:
-        spec = importlib.import_module(f"services.{name}").spec()
+    # Every model is imported before any worker thread queries: a mapper configured while a later service's
+    # models module is half imported fails for good ("QuoteLine is not defined") and breaks every service.
+    specs = {name: importlib.import_module(f"services.{name}").spec() for name in SERVICES}
+    for name, spec in specs.items():
         db = open_database(spec, settings[name])
         LOCAL_APPS[name] = spec.build_app(settings[name], db)
         if workers:

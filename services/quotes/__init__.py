@@ -4,4 +4,6 @@
 def spec():
     from crmkit.service import ServiceSpec
     from services.quotes.app import build_app
-    return ServiceSpec(name="quotes", tables=[], build_app=build_app, handlers={})
+    from services.quotes.handlers import HANDLERS
+    from services.quotes.models import TABLES
+    return ServiceSpec(name="quotes", tables=TABLES, build_app=build_app, handlers=HANDLERS)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import quote as url_quote
 
 from flask import Blueprint, current_app
 from sqlalchemy import func, select
@@ -121,12 +122,14 @@ def from_quote(quote_id: str, options: dict):
         existing = session.execute(select(Contract).where(Contract.quote_id == quote_id)).scalar_one_or_none()
         if existing is not None and contract_visible(existing):
             return dump(existing, _live(existing)), 200
-    reply = ServiceClient(_settings(), "quotes").get(f"/api/v1/quotes/{quote_id}", token=bearer())
-    if reply.status == 404:
+    # Quoted whole: an id holding "?" or "/" must not reach another quotes endpoint.
+    reply = ServiceClient(_settings(), "quotes").get(f"/api/v1/quotes/{url_quote(quote_id, safe='')}",
+                                                     token=bearer())
+    quote = reply.json() if reply.status == 200 else None
+    if reply.status == 404 or (reply.status == 200 and not (isinstance(quote, dict) and quote.get("id") == quote_id)):
         raise NotFound("No such quote.", {"quote_id": ["Unknown quote."]})
     if reply.status != 200:
         raise Conflict(f"The quote could not be read ({reply.status}).")
-    quote = reply.json()
     if quote["status"] not in ("accepted", "converted"):
         raise Conflict(f"Only an accepted quote becomes a contract; this one is {quote['status']}.",
                        {"status": [f"Is {quote['status']}."]})

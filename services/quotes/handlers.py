@@ -1,0 +1,39 @@
+"""The quotes service's reactions: a contract made from a quote converts it; a rendered PDF is remembered."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from crmkit.messaging.consumer import Skip
+from services.quotes import lifecycle
+from services.quotes.models import Quote
+
+
+def _find(session, quote_id) -> Quote | None:
+    if not quote_id:
+        return None
+    return session.execute(select(Quote).where(Quote.id == str(quote_id)).with_for_update()).scalar_one_or_none()
+
+
+def contract_created(envelope, session, ctx):
+    quote = _find(session, envelope.data.get("quote_id"))
+    if quote is None or not lifecycle.record_conversion(quote, envelope.data["contract_id"]):
+        raise Skip()
+
+
+def document_rendered(envelope, session, ctx):
+    data = envelope.data
+    if data.get("kind") != "quote":
+        raise Skip()
+    # Which field names the quote is the documents service's choice: accept each spelling it may use.
+    for candidate in (data.get("quote_id"), data.get("owner_id"), envelope.correlation_id):
+        quote = _find(session, candidate)
+        if quote is not None:
+            quote.document_id = data.get("document_id")
+            return
+    raise Skip()
+
+
+HANDLERS = {
+    "contract.created": contract_created,
+    "document.rendered": document_rendered,
+}
