@@ -102,7 +102,7 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
         emit(session, SOURCE, "stock.reserved", payload, correlation_id=correlation_id)
         return
     policy = data.get("shortage_policy") or "notify_production"
-    emit(session, SOURCE, "stock.shortage", dict(payload, policy=policy, customer_name=data.get("customer_name"),
+    emit(session, SOURCE, "stock.shortage", dict(payload, policy=policy, customer_name=(data.get("customer_name") or (data.get("customer") or {}).get("name")),
                                                    delivery_date=data.get("delivery_date"),
                                                    language=data.get("company_language")),
          correlation_id=correlation_id)
@@ -113,7 +113,7 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
                                       product_code=r.product_code, quantity=r.requested - r.reserved))
             emit(session, SOURCE, "production.requested", {
                 "request_id": request_id, "contract_id": contract_id, "number": data.get("number"),
-                "customer_name": data.get("customer_name"), "delivery_date": data.get("delivery_date"),
+                "customer_name": (data.get("customer_name") or (data.get("customer") or {}).get("name")), "delivery_date": data.get("delivery_date"),
                 "product_code": r.product_code, "quantity": qty_str(r.requested - r.reserved),
                 "owner_id": data.get("owner_id"), "language": data.get("company_language"),
             }, correlation_id=correlation_id)
@@ -143,10 +143,13 @@ def ship(session: Session, data: dict, correlation_id: str) -> None:
     for line in sorted(data["lines"], key=lambda item: item["product_code"]):
         quantity = Decimal(str(line["quantity"]))
         product = lock_product(session, line["product_code"])
-        reservation = session.execute(select(Reservation).where(
+        query = select(Reservation).where(
             Reservation.contract_id == contract_id, Reservation.product_code == line["product_code"],
-            Reservation.status == "active", Reservation.shipped < Reservation.requested)
-            .order_by(Reservation.line_no)).scalars().first()
+            Reservation.status == "active")
+        # The line's own hold when the note names it: two lines of one product keep their holds apart.
+        query = query.where(Reservation.line_no == int(line["line_no"])) if line.get("line_no") is not None \
+            else query.where(Reservation.shipped < Reservation.requested)
+        reservation = session.execute(query.order_by(Reservation.line_no)).scalars().first()
         from_reserved = ZERO
         if reservation is not None:
             from_reserved = min(quantity, reservation.reserved - reservation.shipped)

@@ -1,0 +1,52 @@
+"""Department messages in the caller's transaction: the inbox row, crm.departments, department.notified."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crmkit.messaging.outbox import emit, emit_department
+from crmkit.timeutil import iso, utcnow
+from services.notifications.models import DepartmentMessage
+from services.notifications.rules import DEPARTMENTS
+
+SOURCE = "notifications"
+
+
+def contract_ref(contract_id=None, number=None, customer_name=None, delivery_date=None) -> dict:
+    """The `contract` part of a department message (SPEC §4)."""
+    return {"id": contract_id, "number": number, "customer_name": customer_name, "delivery_date": delivery_date}
+
+
+def post(session: Session, *, department: str, type: str, reason: str, text: str, contract: dict, lines: list,
+         source_key: str, occurred_at: datetime | None = None, recipient_id: str | None = None,
+         correlation_id: str | None = None) -> DepartmentMessage | None:
+    """One message to a department (to one reader of it with `recipient_id`); None if already posted."""
+    if department not in DEPARTMENTS:
+        return None
+    dedupe_key = f"{source_key}:{department}:{recipient_id or ''}"
+    if session.execute(select(DepartmentMessage.id).where(DepartmentMessage.dedupe_key == dedupe_key)).first():
+        return None
+    message = DepartmentMessage(id=str(uuid.uuid4()), dedupe_key=dedupe_key, department=department, type=type,
+                                reason=reason, recipient_id=recipient_id, contract_id=contract.get("id"),
+                                contract=contract, lines=lines, text=text, occurred_at=occurred_at or utcnow())
+    session.add(message)
+    session.flush()
+    emit_department(session, department, queue_body(message))
+    emit(session, SOURCE, "department.notified", {
+        "contract_id": message.contract_id, "department": department, "message_id": message.id,
+        "reason": reason, "recipient_id": recipient_id, "text": text,
+    }, correlation_id=correlation_id or message.contract_id)
+    return message
+
+
+def queue_body(message: DepartmentMessage) -> dict:
+    """The message as any AMQP client reads it on crm.department.<name> (SPEC §4 shape)."""
+    body = {"id": message.id, "type": message.type, "department": message.department,
+            "occurred_at": iso(message.occurred_at), "contract": message.contract, "lines": message.lines,
+            "reason": message.reason, "text": message.text}
+    if message.recipient_id:
+        body["recipient_id"] = message.recipient_id
+    return body

@@ -1,0 +1,315 @@
+"""Emails: queued once per request in the caller's transaction, then delivered by the sender loop.
+
+Delivery happens outside any message handler, so an event is acknowledged as soon as its email row is
+committed, and a redelivered or duplicated event finds the row (unique request key) and queues nothing.
+A sender claims a due row with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so two sender threads or
+processes never hold the same email. Just before the SMTP exchange it commits `smtp_started_at`: if the
+sender dies after that, nobody can know whether the server took the message, and the email is reported
+failed to the salesperson instead of being sent a second time.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import quote
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from crmkit.errors import Unavailable
+from crmkit.messaging.outbox import emit
+from crmkit.timeutil import utcnow
+from crmkit.web.auth import system_token
+from crmkit.web.client import ServiceClient
+from services.notifications import departments, mailer
+from services.notifications.models import FAILED, QUEUED, SENDING, SENT, WAITING, Email, KnownDocument
+from services.notifications.rules import (WAIT_FOR_DOCUMENT, address_problem, department_text, language_of,
+                                           retry_delay, subject_problem)
+
+log = logging.getLogger(__name__)
+
+SOURCE = "notifications"
+LEASE = timedelta(seconds=180)  # well above a PDF fetch (10 s) and an SMTP exchange (30 s per command)
+BATCH = 10
+POLL_INTERVAL = 0.25  # seconds between looks for due emails when there is nothing to do
+HOUSEKEEPING_INTERVAL = 2.0
+
+
+def _clean_addresses(values) -> list[str]:
+    if isinstance(values, str):
+        values = [values]
+    return [v.strip() for v in values or [] if isinstance(v, str) and v.strip()]
+
+
+def queue(session: Session, *, request_key: str, to, subject: str, body: str, kind: str, number: str,
+          cc=None, email_id: str | None = None, contract_id: str | None = None, quote_id: str | None = None,
+          document_id: str | None = None, owner_id: str | None = None, reply_to: str | None = None,
+          customer_name: str | None = None, company_language: str | None = None, settings) -> Email | None:
+    """Queue one email for `request_key`; None when that request already has its email."""
+    if session.execute(select(Email.id).where(Email.request_key == request_key)).first():
+        return None
+    email_id = email_id or str(uuid.uuid4())
+    email = Email(id=email_id, request_key=request_key, status=QUEUED, attempts=0, to=_clean_addresses(to),
+                  cc=_clean_addresses(cc), reply_to=reply_to if reply_to and not address_problem(reply_to) else None,
+                  subject=str(subject)[:200], body=body, kind=kind, number=number or "", contract_id=contract_id,
+                  quote_id=quote_id, document_owner_id=quote_id if kind == "quote" else contract_id,
+                  owner_id=owner_id, customer_name=customer_name, company_language=language_of(company_language),
+                  message_id=mailer.message_id(email_id, settings.mail_from), next_attempt_at=utcnow(),
+                  created_at=utcnow())
+    session.add(email)
+    if document_id:
+        known = session.get(KnownDocument, document_id)
+        _attach(email, document_id, known)
+    elif not _attach_latest(session, email):
+        email.status = WAITING
+    session.flush()
+    problem = _problem(email, subject)
+    if problem:
+        fail(session, email, problem)
+    return email
+
+
+def _problem(email: Email, subject) -> str | None:
+    """Why this email can never be sent (events are checked again: a header is only written from clean values)."""
+    if subject_problem(subject):
+        return f"Invalid subject: {subject_problem(subject)}"
+    if not email.to:
+        return "There is no address to send to (the customer has no email address)."
+    for address in email.to + email.cc:
+        problem = address_problem(address)
+        if problem:
+            return f"Invalid address {address!r}: {problem}"
+    return None
+
+
+def _attach(email: Email, document_id: str, known: KnownDocument | None) -> None:
+    email.document_id = document_id
+    email.document_sha256 = known.sha256 if known else None
+    email.attachment_name = (known.filename if known else None) or f"{email.number or 'document'}.pdf"
+
+
+def _attach_latest(session: Session, email: Email) -> bool:
+    known = session.execute(select(KnownDocument).where(KnownDocument.kind == email.kind,
+                                                        KnownDocument.owner_id == email.document_owner_id)
+                            .order_by(KnownDocument.rendered_at.desc()).limit(1)).scalar_one_or_none()
+    if known is None:
+        return False
+    _attach(email, known.id, known)
+    return True
+
+
+def remember_document(session: Session, data: dict, rendered_at) -> None:
+    """Record a rendered PDF, so emails waiting for it (now or later) can attach it."""
+    document_id = data.get("document_id")
+    owner_id = data.get("owner_id")
+    if not document_id or not owner_id:
+        return
+    known = session.get(KnownDocument, document_id)
+    if known is not None:
+        known.rendered_at = rendered_at  # re-rendered to the same bytes: it is the latest PDF again
+    else:
+        session.add(KnownDocument(id=document_id, kind=data.get("kind") or "", owner_id=owner_id,
+                                  sha256=data.get("sha256"), filename=_filename(data.get("filename")),
+                                  size=data.get("size") if isinstance(data.get("size"), int) else None,
+                                  rendered_at=rendered_at))
+    session.flush()
+    attach_waiting(session, owner_id)
+
+
+def _filename(value) -> str | None:
+    if not isinstance(value, str):
+        return None
+    # Only a name: no directory part, no header-breaking characters.
+    name = value.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable() and c not in "\r\n\"")
+    return name[:200] or None
+
+
+def attach_waiting(session: Session, owner_id: str | None = None) -> int:
+    """Give emails waiting for a PDF the latest one rendered; they become due at once."""
+    query = select(Email).where(Email.status == WAITING)
+    if owner_id:
+        query = query.where(Email.document_owner_id == owner_id)
+    attached = 0
+    for email in session.execute(_locking(session, query.limit(100))).scalars():
+        if _attach_latest(session, email):
+            email.status, email.next_attempt_at = QUEUED, utcnow()
+            attached += 1
+    return attached
+
+
+def fail(session: Session, email: Email, error: str) -> None:
+    """Give up: failed, email.failed on the contract's timeline, and the salesperson told in the sales inbox."""
+    email.status, email.last_error = FAILED, error[:2000]
+    email.lease_until = email.claim_token = None
+    correlation = email.contract_id or email.quote_id
+    emit(session, SOURCE, "email.failed", {
+        "email_id": email.id, "contract_id": email.contract_id, "quote_id": email.quote_id, "to": email.to,
+        "cc": email.cc, "error": email.last_error, "attempts": email.attempts,
+    }, correlation_id=correlation)
+    text = department_text("email_failed", email.company_language, "sales", document=email.kind,
+                           number=email.number, to=", ".join(email.to) or "—", error=error[:300])
+    departments.post(session, department="sales", type="email.failed", reason="email_failed", text=text,
+                     contract=departments.contract_ref(email.contract_id, email.number, email.customer_name),
+                     lines=[], source_key=f"email:{email.id}", recipient_id=email.owner_id, correlation_id=correlation)
+
+
+# --- the sender ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Claim:
+    """What one sender took: a plain copy, so nothing lazy is read outside a transaction."""
+    id: str
+    token: str
+    outgoing: mailer.Outgoing
+    document_id: str | None
+    document_sha256: str | None
+
+
+def sender_loop(settings, db, ctx, stop_event):
+    """The worker's sender thread: deliver due emails until the worker stops."""
+    next_housekeeping = 0.0
+    while not stop_event.is_set():
+        try:
+            if time.monotonic() >= next_housekeeping:
+                housekeeping(db)
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
+            busy = send_due(settings, db)
+        except Exception:  # database away or a bug: log, keep the thread alive, try again shortly
+            log.exception("notifications: sending emails failed")
+            busy = 0
+        stop_event.wait(0.02 if busy else POLL_INTERVAL)
+
+
+def housekeeping(db) -> None:
+    """Attach PDFs a handler race left unattached; fail emails whose PDF or sender never came back."""
+    with db.session() as session:
+        attach_waiting(session)
+        _fail_stale(session)
+
+
+def send_due(settings, db, limit: int = BATCH) -> int:
+    """Claim and deliver up to `limit` due emails; returns how many were tried."""
+    with db.session() as session:
+        claims = _claim(session, settings, limit)
+    for claim in claims:
+        _deliver(settings, db, claim)
+    return len(claims)
+
+
+def _locking(session, query):
+    return query if session.bind.dialect.name == "sqlite" else query.with_for_update(skip_locked=True)
+
+
+def _fail_stale(session: Session) -> None:
+    now = utcnow()
+    waited = now - timedelta(seconds=WAIT_FOR_DOCUMENT)
+    for email in session.execute(_locking(session, select(Email).where(
+            Email.status == WAITING, Email.created_at < waited).limit(50))).scalars():
+        fail(session, email, "The PDF was not rendered in time; the email was not sent.")
+    for email in session.execute(_locking(session, select(Email).where(
+            Email.status == SENDING, Email.lease_until < now).limit(50))).scalars():
+        if email.smtp_started_at is None:
+            # The sender stopped before talking to the SMTP server: nothing went out, try again.
+            email.status, email.lease_until, email.claim_token, email.next_attempt_at = QUEUED, None, None, now
+        else:
+            fail(session, email, "The sender stopped during the SMTP exchange; the email may or may not have "
+                                 "arrived and was not sent again, to avoid a duplicate.")
+
+
+def _claim(session: Session, settings, limit: int) -> list[Claim]:
+    now = utcnow()
+    rows = session.execute(_locking(session, select(Email).where(Email.status == QUEUED, Email.next_attempt_at <= now)
+                                    .order_by(Email.next_attempt_at).limit(limit))).scalars().all()
+    claims = []
+    for email in rows:
+        token = str(uuid.uuid4())
+        email.status, email.claim_token, email.lease_until = SENDING, token, now + LEASE
+        email.attempts += 1
+        email.first_attempt_at = email.first_attempt_at or now
+        email.smtp_started_at = None
+        claims.append(Claim(id=email.id, token=token, document_id=email.document_id,
+                            document_sha256=email.document_sha256, outgoing=mailer.Outgoing(
+                                id=email.id, message_id=email.message_id, mail_from=settings.mail_from,
+                                to=list(email.to), cc=list(email.cc or []), reply_to=email.reply_to,
+                                subject=email.subject, body=email.body, attachment_name=email.attachment_name)))
+    return claims
+
+
+def _deliver(settings, db, claim: Claim) -> None:
+    try:
+        if claim.document_id:
+            claim.outgoing.attachment = fetch_pdf(settings, claim.document_id, claim.document_sha256)
+        mailer.build(claim.outgoing)  # an unusable address fails here, before the SMTP exchange starts
+        if not _mark_started(db, claim):
+            return
+        refused = mailer.deliver(settings, claim.outgoing)
+    except mailer.DeliveryFailed as exc:
+        _record_failure(db, claim, str(exc), exc.permanent)
+        return
+    except Exception as exc:  # a bug must not leave the row leased forever: it counts as a failed attempt
+        log.exception("notifications: email %s", claim.id)
+        _record_failure(db, claim, f"{type(exc).__name__}: {exc}", False)
+        return
+    _record_sent(db, claim, refused)
+
+
+def fetch_pdf(settings, document_id: str, sha256: str | None) -> bytes:
+    """The stored PDF from the documents service, checked against the sha256 it was announced with."""
+    try:
+        reply = ServiceClient(settings, "documents", timeout=10).get(
+            f"/api/v1/documents/{quote(document_id, safe='')}/content", token=system_token(settings))
+    except Unavailable as exc:
+        raise mailer.DeliveryFailed(f"The PDF could not be fetched: {exc.message}")
+    if reply.status != 200:
+        raise mailer.DeliveryFailed(f"The PDF could not be fetched (documents answered {reply.status}).")
+    if sha256 and hashlib.sha256(reply.body).hexdigest() != sha256:
+        raise mailer.DeliveryFailed("The PDF fetched does not match the sha256 it was rendered with.")
+    return reply.body
+
+
+def _mark_started(db, claim: Claim) -> bool:
+    with db.session() as session:
+        result = session.execute(update(Email).where(Email.id == claim.id, Email.claim_token == claim.token,
+                                                     Email.status == SENDING)
+                                 .values(smtp_started_at=utcnow()))
+        return result.rowcount == 1
+
+
+def _record_sent(db, claim: Claim, refused: list[str]) -> None:
+    with db.session() as session:
+        email = session.execute(select(Email).where(Email.id == claim.id).with_for_update()).scalar_one()
+        if email.status == SENT:
+            return
+        # Recorded even if our lease was taken over meanwhile: the message did go out.
+        email.status, email.sent_at = SENT, utcnow()
+        email.lease_until = email.claim_token = None
+        email.last_error = f"Refused by the server: {', '.join(refused)}" if refused else None
+        emit(session, SOURCE, "email.sent", {
+            "email_id": email.id, "contract_id": email.contract_id, "quote_id": email.quote_id,
+            "to": email.to, "cc": email.cc, "message_id": email.message_id, "document_id": email.document_id,
+            "attempts": email.attempts, "refused": refused,
+        }, correlation_id=email.contract_id or email.quote_id)
+
+
+def _record_failure(db, claim: Claim, error: str, permanent: bool) -> None:
+    with db.session() as session:
+        email = session.execute(select(Email).where(Email.id == claim.id).with_for_update()).scalar_one()
+        if email.status != SENDING or email.claim_token != claim.token:
+            return  # the lease expired and the row moved on; this attempt's outcome no longer matters
+        first = email.first_attempt_at
+        if first.tzinfo is None:
+            first = first.replace(tzinfo=utcnow().tzinfo)
+        delay = None if permanent else retry_delay(email.attempts, (utcnow() - first).total_seconds())
+        if delay is None:
+            fail(session, email, error)
+            return
+        log.info("notifications: email %s attempt %d failed (%s); next in %ss", email.id, email.attempts, error,
+                 delay)
+        email.status, email.last_error = QUEUED, error[:2000]
+        email.lease_until = email.claim_token = email.smtp_started_at = None
+        email.next_attempt_at = utcnow() + timedelta(seconds=delay)

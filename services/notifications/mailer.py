@@ -1,0 +1,128 @@
+"""Building a MIME email with its PDF, and handing it to SMTP or, without SMTP_HOST, to a .eml file."""
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from crmkit.timeutil import utcnow
+from services.notifications.rules import address_problem, is_permanent
+
+SMTP_TIMEOUT = 30  # seconds per SMTP command; the sender's lease is far longer
+
+
+class DeliveryFailed(Exception):
+    """The email was not accepted; `permanent` when retrying cannot help (a 5xx answer)."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass
+class Outgoing:
+    id: str
+    message_id: str
+    mail_from: str
+    to: list
+    subject: str
+    body: str
+    cc: list = field(default_factory=list)
+    reply_to: str | None = None
+    attachment: bytes | None = None
+    attachment_name: str | None = None
+
+    @property
+    def recipients(self) -> list[str]:
+        return list(dict.fromkeys(self.to + self.cc))
+
+
+def message_id(email_id: str, mail_from: str) -> str:
+    """Deterministic: every attempt for one email carries the same Message-ID, so a resend is recognisable."""
+    domain = mail_from.rpartition("@")[2] if "@" in mail_from else ""
+    return f"<{email_id}@{domain or 'crm.localhost'}>"
+
+
+def build(out: Outgoing) -> EmailMessage:
+    # Headers come only from addresses that passed validation; checking again here keeps a bad event
+    # (or a future caller) from ever writing a header line of its own.
+    for address in out.recipients + ([out.reply_to] if out.reply_to else []):
+        problem = address_problem(address)
+        if problem:
+            raise DeliveryFailed(f"invalid address {address!r}: {problem}", permanent=True)
+    if any(c in out.mail_from for c in "\r\n"):  # MAIL_FROM may carry a display name, never a line break
+        raise DeliveryFailed("MAIL_FROM contains a line break.", permanent=True)
+    message = EmailMessage()
+    message["From"] = out.mail_from
+    message["To"] = ", ".join(out.to)
+    if out.cc:
+        message["Cc"] = ", ".join(out.cc)
+    if out.reply_to:
+        message["Reply-To"] = out.reply_to
+    message["Subject"] = out.subject
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = out.message_id
+    message.set_content(out.body)
+    if out.attachment is not None:
+        message.add_attachment(out.attachment, maintype="application", subtype="pdf",
+                               filename=out.attachment_name or "document.pdf")
+    return message
+
+
+def deliver(settings, out: Outgoing) -> list[str]:
+    """Send over SMTP, or write var/outbox/<id>.eml without SMTP_HOST; returns the addresses refused."""
+    message = build(out)
+    if not settings.smtp_host:
+        write_eml(settings.outbox_dir, out.id, message)
+        return []
+    return send_smtp(settings, message, out.recipients)
+
+
+def write_eml(directory: Path, name: str, message: EmailMessage) -> Path:
+    """Atomically, under a name fixed per email: writing it again replaces it, never adds a second one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.eml"
+    partial = directory / f".{name}.eml.partial"
+    partial.write_bytes(message.as_bytes())
+    os.replace(partial, path)
+    return path
+
+
+def send_smtp(settings, message: EmailMessage, recipients: list[str]) -> list[str]:
+    smtp = None
+    try:
+        smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT)
+        if settings.smtp_starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if settings.smtp_user:
+            smtp.login(settings.smtp_user, settings.smtp_password or "")
+        refused = smtp.send_message(message, from_addr=settings.mail_from, to_addrs=recipients)
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        detail = "; ".join(f"{addr}: {code} {_text(text)}" for addr, (code, text) in exc.recipients.items())
+        raise DeliveryFailed(f"every recipient was refused ({detail})",
+                             permanent=bool(codes) and all(is_permanent(c) for c in codes))
+    except smtplib.SMTPResponseException as exc:
+        raise DeliveryFailed(f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}", permanent=is_permanent(exc.smtp_code))
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryFailed(f"SMTP server unreachable: {type(exc).__name__}: {exc}")
+    finally:
+        if smtp is not None:
+            _quit(smtp)
+    return sorted(refused)
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    # The message is already accepted or refused; a failing QUIT must not turn a delivery into a retry.
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,228 @@
+"""Notification rules free of any framework: department texts, email subjects and bodies, addresses, retries."""
+from __future__ import annotations
+
+import re
+
+DEPARTMENTS = ("production", "procurement", "warehouse", "finance", "sales")
+LANGUAGES = ("zh-CN", "en")
+
+# --- who reads which inbox -------------------------------------------------------------------------------------
+
+ALL, ADDRESSED = "all", "addressed"
+
+
+def inbox_scope(role: str, user_department: str | None, department: str) -> str | None:
+    """What of `department`'s inbox a user may read: ALL, only messages ADDRESSED to them, or None."""
+    if role in ("manager", "admin", "system"):
+        return ALL
+    if role == "department" and user_department == department:
+        return ALL
+    # A salesperson's warnings sit in the sales inbox, each addressed to one salesperson.
+    if role == "sales" and department == "sales":
+        return ADDRESSED
+    return None
+
+
+# --- department message texts ----------------------------------------------------------------------------------
+
+ACTIONS = {
+    "zh-CN": {"production": "请安排生产。", "procurement": "请安排采购。", "warehouse": "请安排备货。",
+              "finance": "请准备开票与收款。", "sales": "请跟进。"},
+    "en": {"production": "please schedule production.", "procurement": "please arrange the purchase.",
+           "warehouse": "please prepare the goods.", "finance": "please prepare invoicing and collection.",
+           "sales": "please follow up."},
+}
+
+DOCUMENT_NAMES = {"zh-CN": {"contract": "合同", "quote": "报价单"}, "en": {"contract": "contract", "quote": "quotation"}}
+
+TEMPLATES = {
+    "zh-CN": {
+        "contract_confirmed": "合同 {number}{customer}已确认，交货日期 {delivery_date}，{action}",
+        "shortage": "合同 {number}{customer}缺货：{items}，交货日期 {delivery_date}，{action}",
+        "stock_warning": "合同 {number}{customer}库存不足：{items}，请与客户确认交货安排。",
+        "delivery_created": "合同 {number}{customer}的发货单 {delivery_number} 已开立，发货日期 {ship_date}，请安排出库。",
+        "delivery_shipped": "合同 {number}{customer}的发货单 {delivery_number} 已发货。",
+        "receivables_planned": "合同 {number}{customer}的收款计划已制定：共 {count} 期，合计 {total}。",
+        "receivable_paid": "合同 {number}{customer}第 {seq} 期（{label}）收到付款 {amount}。",
+        "receivable_overdue": "合同 {number}{customer}第 {seq} 期（{label}）{amount} 已于 {due_date} 到期未付，请催收。",
+        "email_failed": "{document} {number} 发送给 {to} 的邮件失败：{error}。请核对地址后重新发送。",
+        "recurring_failed": "定期合同（源合同 {number}）生成失败：{error}。",
+    },
+    "en": {
+        "contract_confirmed": "Contract {number}{customer} has been confirmed with delivery on {delivery_date}; "
+                              "{action}",
+        "shortage": "Contract {number}{customer} is short of {items}, delivery on {delivery_date}; {action}",
+        "stock_warning": "Contract {number}{customer} is short of stock: {items}; please agree the delivery with "
+                         "the customer.",
+        "delivery_created": "Delivery note {delivery_number} of contract {number}{customer} has been issued for "
+                            "shipping on {ship_date}; please prepare the goods.",
+        "delivery_shipped": "Delivery note {delivery_number} of contract {number}{customer} has been shipped.",
+        "receivables_planned": "The receivables plan of contract {number}{customer} is set: {count} instalments, "
+                               "{total} in total.",
+        "receivable_paid": "Contract {number}{customer}: a payment of {amount} was received for instalment {seq} "
+                           "({label}).",
+        "receivable_overdue": "Contract {number}{customer}: instalment {seq} ({label}) of {amount} was due on "
+                              "{due_date} and is unpaid; please follow up.",
+        "email_failed": "The email of {document} {number} to {to} failed: {error}. Please check the address and "
+                        "send it again.",
+        "recurring_failed": "A recurring contract from contract {number} could not be generated: {error}.",
+    },
+}
+REASONS = tuple(TEMPLATES["en"])
+
+UNKNOWN = {"zh-CN": {"date": "待定", "value": "—"}, "en": {"date": "to be agreed", "value": "—"}}
+
+
+def language_of(value) -> str:
+    """zh-CN or en; anything else (missing, 'zh', 'en-GB') falls to the nearest of the two."""
+    value = (value or "").strip().lower() if isinstance(value, str) else ""
+    return "en" if value.startswith("en") else "zh-CN"
+
+
+def items_text(items: list[tuple[str, str]], language: str) -> str:
+    """[(product, quantity)] → '六角螺栓 M8 × 6、螺母 M8 × 2' or 'Bolt × 6, Nut × 2'."""
+    separator = "、" if language == "zh-CN" else ", "
+    return separator.join(f"{name} × {quantity}" for name, quantity in items) or UNKNOWN[language]["value"]
+
+
+def money_text(amount, currency: str | None) -> str:
+    if amount in (None, ""):
+        return "—"
+    return f"{currency or 'CNY'} {amount}"
+
+
+def department_text(reason: str, language: str, department: str = "sales", **facts) -> str:
+    """One human sentence for a department message, in the company's language."""
+    language = language_of(language)
+    unknown = UNKNOWN[language]
+    customer = facts.get("customer")
+    values = {key: (unknown["value"] if value in (None, "") else value) for key, value in facts.items()}
+    if language == "zh-CN":
+        values["customer"] = f"（{customer}）" if customer else " "  # "合同 HT-1 已确认" without a name
+    else:
+        values["customer"] = f" ({customer})" if customer else ""
+    for key in ("delivery_date", "ship_date", "due_date"):
+        if facts.get(key) in (None, ""):
+            values[key] = unknown["date"]
+    values["action"] = ACTIONS[language].get(department, ACTIONS[language]["sales"])
+    values["document"] = DOCUMENT_NAMES[language].get(facts.get("document") or "contract", facts.get("document"))
+    template = TEMPLATES[language][reason]
+    return template.format_map(_Defaults(values, unknown["value"]))
+
+
+class _Defaults(dict):
+    """format_map values where any fact the event did not carry prints as a dash."""
+
+    def __init__(self, values: dict, missing: str):
+        super().__init__(values)
+        self.missing = missing
+
+    def __missing__(self, key):
+        return self.missing
+
+
+# --- emails ----------------------------------------------------------------------------------------------------
+
+SUBJECTS = {"contract": ("销售合同", "Sales Contract"), "quote": ("报价单", "Quotation")}
+MAX_SUBJECT = 200
+MAX_RECIPIENTS = 10
+MAX_ADDRESS = 254
+
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+# Letters beyond ASCII are allowed in the domain (internationalised domain names), never punctuation.
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9\u00a0-\uffff-]{1,63}(?<!-)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def default_subject(kind: str, number: str) -> str:
+    """Bilingual, so the customer reads it whatever their language: '销售合同 HT-… / Sales Contract HT-…'."""
+    zh, en = SUBJECTS.get(kind, SUBJECTS["contract"])
+    return f"{zh} {number} / {en} {number}"
+
+
+def email_body(kind: str, number: str, language: str, customer: str | None = None, message: str | None = None,
+               company: str | None = None) -> str:
+    """The plain-text body: the salesperson's message (if any), then what is attached, then the signature."""
+    language = language_of(language)
+    zh, en = SUBJECTS.get(kind, SUBJECTS["contract"])
+    if language == "zh-CN":
+        lines = [f"{customer}，您好：" if customer else "您好：", ""]
+        if message:
+            lines += [message.strip(), ""]
+        lines += [f"附件为{zh} {number}（PDF），请查收。", "", company or ""]
+    else:
+        lines = [f"Dear {customer}," if customer else "Hello,", ""]
+        if message:
+            lines += [message.strip(), ""]
+        lines += [f"Please find attached {en.lower()} {number} (PDF).", "", "Best regards,", company or ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def address_problem(value) -> str | None:
+    """Why `value` is not one plain email address (None when it is): no CR/LF, no name, no second address."""
+    if not isinstance(value, str) or not value:
+        return "Must be an email address."
+    if len(value) > MAX_ADDRESS:
+        return f"At most {MAX_ADDRESS} characters."
+    if _CONTROL.search(value):
+        return "Must not contain line breaks or control characters."
+    if any(c in value for c in ",;<>\"() \t"):
+        return "Must be a single address without a display name."
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain or "@" in local:
+        return "Must be a single email address."
+    if len(local) > 64 or not _LOCAL.match(local):
+        return "The part before @ is not valid."
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+        return "The domain is not valid."
+    return None
+
+
+def recipients_problems(values, field: str) -> dict:
+    """Errors of a list of addresses, keyed 'to.1' as the API names fields; empty when all are fine."""
+    if not isinstance(values, list):
+        return {field: ["Must be a list of email addresses."]}
+    if len(values) > MAX_RECIPIENTS:
+        return {field: [f"At most {MAX_RECIPIENTS} addresses."]}
+    errors = {}
+    for i, value in enumerate(values):
+        problem = address_problem(value)
+        if problem:
+            errors[f"{field}.{i}"] = [problem]
+    return errors
+
+
+def subject_problem(value) -> str | None:
+    if not isinstance(value, str):
+        return "Must be a string."
+    if not value.strip():
+        return "Must not be empty."
+    if len(value) > MAX_SUBJECT:
+        return f"At most {MAX_SUBJECT} characters."
+    if _CONTROL.search(value):
+        return "Must not contain line breaks or control characters."
+    return None
+
+
+# --- retries ---------------------------------------------------------------------------------------------------
+
+RETRY_DELAYS = (2, 5, 15, 30, 60, 120, 180)  # seconds after attempt 1, 2, ...
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+GIVE_UP_AFTER = 600  # seconds since the first attempt
+WAIT_FOR_DOCUMENT = 900  # seconds an email may wait for its PDF before it fails
+
+
+def retry_delay(attempts: int, seconds_since_first: float) -> float | None:
+    """Seconds until the next attempt after `attempts` failed ones, or None when it is time to give up."""
+    if attempts >= MAX_ATTEMPTS or attempts < 1:
+        return None
+    delay = RETRY_DELAYS[attempts - 1]
+    if seconds_since_first + delay > GIVE_UP_AFTER:
+        return None
+    return delay
+
+
+def is_permanent(smtp_code: int | None) -> bool:
+    """A 5xx answer will not change on a retry (unknown mailbox, refused sender); 4xx and no answer may."""
+    return smtp_code is not None and 500 <= smtp_code < 600

@@ -1,0 +1,303 @@
+"""Notifications end to end: department inboxes and queues, the customer's email and its PDF, retries, no duplicates."""
+from __future__ import annotations
+
+import email.header
+import hashlib
+import json
+import sqlite3
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from support.infra import wait_for
+
+IN_A_MONTH = (date.today() + timedelta(days=30)).isoformat()
+SPEC_FIELDS = {"id", "type", "department", "occurred_at", "contract", "lines", "reason", "text"}
+
+
+# --------------------------------------------------------------------------- the two modes' back doors
+
+class EmbeddedBackdoor:
+    """SQLite files and the embedded broker of the in-process system."""
+
+    def __init__(self, system):
+        self.var = Path(system.var)
+
+    def rows(self, service: str, sql: str, params=()) -> list:
+        conn = sqlite3.connect(self.var / f"{service}.sqlite", timeout=30)
+        try:
+            return conn.execute(sql.replace("%s", "?"), params).fetchall()
+        finally:
+            conn.close()
+
+    def _connection(self):
+        from crmkit.messaging.broker import connect
+        from crmkit.settings import Settings
+        return connect(Settings.from_env("notifications", {"CRM_VAR_DIR": str(self.var), "CRM_SECRET_KEY": "x"}))
+
+    def get(self, queue: str) -> dict | None:
+        with self._connection() as conn:
+            message = conn.default_channel.basic_get(queue, no_ack=True)
+            return json.loads(message.body) if message is not None else None
+
+    def publish(self, exchange: str, routing_key: str, body: str) -> None:
+        from kombu import Producer
+        from crmkit.messaging import topology
+        with self._connection() as conn:
+            topology.declare_all(conn.default_channel)
+            Producer(conn.default_channel).publish(body, exchange=exchange, routing_key=routing_key, serializer=None,
+                                                   content_type="application/json", content_encoding="utf-8",
+                                                   delivery_mode=2)
+
+
+class ClusterBackdoor:
+    """PostgreSQL (one schema per service) and RabbitMQ through plain pika, as an outside program would."""
+
+    def __init__(self, system):
+        self.database_url = system.env["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+        self.amqp_url = system.env["AMQP_URL"]
+
+    def rows(self, service: str, sql: str, params=()) -> list:
+        import psycopg
+        with psycopg.connect(self.database_url) as conn:
+            conn.execute(f'SET search_path TO "{service}"')
+            return conn.execute(sql, params).fetchall()
+
+    def get(self, queue: str) -> dict | None:
+        import pika
+        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        try:
+            method, properties, body = connection.channel().basic_get(queue, auto_ack=True)
+            if method is None:
+                return None
+            assert properties.content_type == "application/json" and properties.delivery_mode == 2
+            return json.loads(body)
+        finally:
+            connection.close()
+
+    def publish(self, exchange: str, routing_key: str, body: str) -> None:
+        import pika
+        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            channel.basic_publish(exchange, routing_key, body.encode(), pika.BasicProperties(
+                content_type="application/json", delivery_mode=2))
+        finally:
+            connection.close()
+
+
+# --------------------------------------------------------------------------- helpers
+
+def fields_of(response) -> dict:
+    assert response.status_code == 422, response
+    return response.json["error"]["fields"]
+
+
+def inbox(api, department: str, **params):
+    response = api.get(f"/api/v1/departments/{department}/notifications", params=params)
+    assert response.status_code == 200, response
+    return response.json
+
+
+def timeline_types(api, contract_id: str) -> list[str]:
+    return [e["type"] for e in api.get(f"/api/v1/contracts/{contract_id}/timeline").json["items"]]
+
+
+def mails_with(smtp, message_id: str) -> list:
+    return [m for m in list(smtp.messages) if m["Message-ID"] == message_id]
+
+
+def subject_of(message) -> str:
+    return str(email.header.make_header(email.header.decode_header(message["Subject"])))
+
+
+def text_of(message) -> str:
+    [part] = [part for part in message.walk() if part.get_content_type() == "text/plain"]
+    return part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+
+
+def pdf_of(message) -> bytes:
+    [attachment] = [part for part in message.walk() if part.get_content_type() == "application/pdf"]
+    return attachment.get_payload(decode=True)
+
+
+def handled(backdoor, message_id: str) -> bool:
+    return bool(backdoor.rows("notifications", "SELECT 1 FROM inbox WHERE consumer = %s AND message_id = %s",
+                              ("notifications", message_id)))
+
+
+# --------------------------------------------------------------------------- the flow, in both modes
+
+def run_notifications(api, smtp, backdoor):
+    assert api.put("/api/v1/settings", json={
+        "company": {"name": "宁波恒达五金有限公司", "language": "zh-CN"}, "shortage_policy": "notify_production",
+    }).status_code == 200
+    api.product("BOLT-M8", stock=100, price="12.50", name="六角螺栓 M8")
+    api.product("GEAR-40", stock=1, price="300.00", name="齿轮 40T")
+    alice = api.user("alice", "sales", department="sales", email="alice@example.cn")
+    bob = api.user("bob", "sales", department="sales")
+    warehouse = api.user("wh-1", "department", department="warehouse")
+    finance = api.user("fin-1", "department", department="finance")
+    production = api.user("prod-1", "department", department="production")
+    customer = alice.customer(email="buyer@example.cn")
+
+    # Confirmed with two departments ticked and the customer to be emailed.
+    contract = alice.contract(customer["id"], [("BOLT-M8", 4)], notify_departments=["warehouse", "finance"],
+                              send_to_customer=True, delivery_date="2026-12-20")
+    assert alice.post(f"/api/v1/contracts/{contract['id']}/confirm").status_code == 200
+    number = contract["number"]
+
+    # One message in each ticked department's inbox, readable by that department.
+    items = wait_for(lambda: inbox(warehouse, "warehouse")["items"], message="warehouse inbox")
+    assert len(items) == 1
+    message = items[0]
+    assert SPEC_FIELDS <= set(message)
+    assert (message["type"], message["department"], message["reason"]) == ("contract.confirmed", "warehouse",
+                                                                           "contract_confirmed")
+    assert message["contract"] == {"id": contract["id"], "number": number, "customer_name": customer["name"],
+                                   "delivery_date": "2026-12-20"}
+    assert message["text"] == f"合同 {number}（{customer['name']}）已确认，交货日期 2026-12-20，请安排备货。"
+    assert message["lines"][0]["product_code"] == "BOLT-M8" and message["lines"][0]["quantity"] == "4"
+    assert wait_for(lambda: inbox(finance, "finance")["total"] == 1, message="finance inbox")
+    assert inbox(production, "production")["total"] == 0
+
+    # The same message on crm.department.warehouse, as any AMQP client reads it.
+    queued = wait_for(lambda: backdoor.get("crm.department.warehouse"), message="crm.department.warehouse")
+    assert SPEC_FIELDS <= set(queued)
+    assert {k: queued[k] for k in SPEC_FIELDS} == {k: message[k] for k in SPEC_FIELDS}
+
+    # Who reads which inbox.
+    assert warehouse.get("/api/v1/departments/finance/notifications").status_code == 403
+    assert alice.get("/api/v1/departments/warehouse/notifications").status_code == 403
+    assert warehouse.get("/api/v1/departments/marketing/notifications").status_code == 404
+    assert api.get("/api/v1/departments/warehouse/notifications").json["total"] == 1  # the admin
+    assert fields_of(warehouse.get("/api/v1/departments/warehouse/notifications", params={"unread": "maybe"})) \
+        == {"unread": ["Not a valid boolean."]}
+
+    # Ack: gone from the unread list, still in the inbox; another department cannot ack it.
+    ack_path = f"/api/v1/departments/warehouse/notifications/{message['id']}/ack"
+    assert finance.post(ack_path).status_code == 403
+    acked = warehouse.post(ack_path)
+    assert acked.status_code == 200 and acked.json["acked_at"], acked
+    assert warehouse.post(ack_path).json["acked_at"] == acked.json["acked_at"]
+    assert inbox(warehouse, "warehouse", unread="1")["total"] == 0
+    assert inbox(warehouse, "warehouse")["total"] == 1
+
+    # department.notified on the timeline, twice.
+    wait_for(lambda: timeline_types(alice, contract["id"]).count("department.notified") == 2,
+             message="department.notified on the timeline")
+
+    # Once the PDF is rendered, the customer gets exactly one email with it attached.
+    sent = wait_for(lambda: [m for m in list(smtp.messages) if number in subject_of(m)], timeout=30,
+                    message="the contract email")
+    assert len(sent) == 1
+    mail = sent[0]
+    assert mail["To"] == "buyer@example.cn"
+    assert subject_of(mail) == f"销售合同 {number} / Sales Contract {number}"
+    assert mail["Reply-To"] == "alice@example.cn"
+    pdf = pdf_of(mail)
+    assert pdf.startswith(b"%PDF")
+    served = alice.get(f"/api/v1/contracts/{contract['id']}/pdf")
+    assert served.status_code == 200 and hashlib.sha256(served.content).hexdigest() == hashlib.sha256(pdf).hexdigest()
+    listed = wait_for(lambda: (r := alice.get("/api/v1/emails", params={"contract_id": contract["id"]}).json)
+                      ["items"] and r["items"][0]["status"] == "sent" and r, message="email status sent")
+    assert listed["total"] == 1
+    auto = listed["items"][0]
+    assert (auto["attempts"], auto["to"], auto["last_error"]) == (1, ["buyer@example.cn"], None)
+    assert mail["Message-ID"] == auto["message_id"]
+    wait_for(lambda: "email.sent" in timeline_types(alice, contract["id"]), message="email.sent on the timeline")
+    assert bob.get(f"/api/v1/emails/{auto['id']}").status_code == 404
+    assert warehouse.get(f"/api/v1/emails/{auto['id']}").status_code == 404
+    assert api.get(f"/api/v1/emails/{auto['id']}").json["status"] == "sent"
+
+    # A duplicate document.rendered (the same envelope again, and a copy under a new id) sends nothing.
+    [(body,)] = backdoor.rows("documents", "SELECT body FROM outbox WHERE routing_key = %s AND body LIKE %s",
+                              ("document.rendered", f"%{contract['id']}%"))
+    original = json.loads(body)
+    copy = {**original, "id": str(uuid.uuid4())}
+    backdoor.publish("crm.events", "document.rendered", body)
+    backdoor.publish("crm.events", "document.rendered", json.dumps(copy, ensure_ascii=False))
+    wait_for(lambda: handled(backdoor, copy["id"]), message="the copied document.rendered handled")
+    assert alice.get("/api/v1/emails", params={"contract_id": contract["id"]}).json["total"] == 1
+    assert len(mails_with(smtp, auto["message_id"])) == 1
+
+    # Header injection and several addresses in one field: 422 naming the field; nothing queued.
+    send_path = f"/api/v1/contracts/{contract['id']}/send"
+    assert fields_of(alice.post(send_path, json={"to": ["a@b.com\r\nBcc: x@y.com"]})) == {
+        "to.0": ["Must not contain line breaks or control characters."]}
+    assert list(fields_of(alice.post(send_path, json={"to": "a@b.com, c@d.com"}))) == ["to.0"]
+    assert list(fields_of(alice.post(send_path, json={"cc": ["ok@b.com", "Boss <boss@b.com>"]}))) == ["cc.1"]
+    assert list(fields_of(alice.post(send_path, json={"subject": "Hi\r\nBcc: x@y.com"}))) == ["subject"]
+    assert list(fields_of(alice.post(send_path, json={"subject": "x" * 201}))) == ["subject"]
+    assert list(fields_of(alice.post(send_path, json={"to": [f"u{i}@b.com" for i in range(11)]}))) == ["to"]
+    assert bob.post(send_path, json={}).status_code == 404
+    assert alice.post(f"/api/v1/contracts/{alice.contract(customer['id'], [('BOLT-M8', 1)])['id']}/send",
+                      json={}).status_code == 409
+
+    # SMTP refusing during a send, then accepting: delivered exactly once, after more than one attempt.
+    smtp.refusing = True
+    requested = alice.post(send_path, json={"cc": ["boss@example.cn"], "message": "请查收合同，谢谢。"})
+    assert requested.status_code == 202, requested
+    email_id = requested.json["email_id"]
+    first = alice.get(f"/api/v1/emails/{email_id}")
+    assert first.status_code == 200 and first.json["status"] == "queued", first
+    failing = wait_for(lambda: (e := alice.get(f"/api/v1/emails/{email_id}").json)["attempts"] >= 1
+                       and e["last_error"] and e, message="a refused attempt")
+    assert failing["status"] == "queued" and "451" in failing["last_error"]
+    smtp.refusing = False
+    done = wait_for(lambda: (e := alice.get(f"/api/v1/emails/{email_id}").json)["status"] == "sent" and e,
+                    timeout=30, message="sent after the refusal")
+    assert done["attempts"] > 1 and done["to"] == ["buyer@example.cn"] and done["cc"] == ["boss@example.cn"]
+    [resent] = mails_with(smtp, f"<{email_id}@example.cn>")
+    assert "请查收合同，谢谢。" in text_of(resent)
+    assert hashlib.sha256(pdf_of(resent)).hexdigest() == hashlib.sha256(pdf).hexdigest()
+
+    # Sending a quote emails its PDF to the customer, once.
+    quote = alice.post("/api/v1/quotes", json={"customer_id": customer["id"], "valid_until": IN_A_MONTH,
+                                               "lines": [{"product_code": "BOLT-M8", "quantity": "10"}]}).json
+    assert alice.post(f"/api/v1/quotes/{quote['id']}/send").status_code == 200
+    quoted = wait_for(lambda: [m for m in list(smtp.messages) if quote["number"] in subject_of(m)], timeout=30,
+                      message="the quote email")
+    assert subject_of(quoted[0]) == f"报价单 {quote['number']} / Quotation {quote['number']}"
+    assert quoted[0]["To"] == "buyer@example.cn" and pdf_of(quoted[0]).startswith(b"%PDF")
+    quote_emails = wait_for(lambda: (r := alice.get("/api/v1/emails", params={"quote_id": quote["id"]}).json)
+                            ["items"] and r["items"][0]["status"] == "sent" and r,
+                            message="the quote email recorded as sent")
+    assert quote_emails["total"] == 1 and len(quoted) == 1
+
+    # A short line under notify_production: production gets a shortage message.
+    short = alice.contract(customer["id"], [("GEAR-40", 3)], delivery_date="2026-11-30")
+    alice.post(f"/api/v1/contracts/{short['id']}/confirm")
+    shortage = wait_for(lambda: inbox(production, "production")["items"], message="production shortage message")
+    assert shortage[0]["reason"] == "shortage" and shortage[0]["type"] == "production.requested"
+    assert shortage[0]["text"].startswith(f"合同 {short['number']}")
+    assert shortage[0]["text"].endswith("缺货：GEAR-40 × 2，交货日期 2026-11-30，请安排生产。")
+    assert shortage[0]["lines"] == [{"product_code": "GEAR-40", "name": None, "quantity": "2"}]
+
+    # Under warn_sales the salesperson is warned in the sales inbox; only they (and managers) see it.
+    settings = api.get("/api/v1/settings").json
+    assert api.put("/api/v1/settings", json={**settings, "shortage_policy": "warn_sales"}).status_code == 200
+    warned = alice.contract(customer["id"], [("GEAR-40", 5)])
+    alice.post(f"/api/v1/contracts/{warned['id']}/confirm")
+    warning = wait_for(lambda: inbox(alice, "sales")["items"], message="the salesperson's warning")
+    assert warning[0]["reason"] == "stock_warning" and warning[0]["recipient_id"] == alice_id(alice)
+    assert warning[0]["contract"]["number"] == warned["number"] and "库存不足" in warning[0]["text"]
+    assert inbox(bob, "sales")["total"] == 0
+    assert bob.post(f"/api/v1/departments/sales/notifications/{warning[0]['id']}/ack").status_code == 404
+    assert inbox(production, "production")["total"] == 1
+
+
+def alice_id(api) -> str:
+    return api.get("/api/v1/users/me").json["id"]
+
+
+def test_notifications_embedded(embedded, smtp_server):
+    run_notifications(embedded.api, smtp_server, EmbeddedBackdoor(embedded))
+
+
+@pytest.mark.e2e
+def test_notifications_on_rabbitmq_and_postgresql(cluster, smtp_server):
+    run_notifications(cluster.api, smtp_server, ClusterBackdoor(cluster))

@@ -1,0 +1,239 @@
+"""Notifications' handlers and sender on a real SQLite database and a real SMTP server; the PDF fetch is stubbed."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from crmkit.db import Database
+from crmkit.messaging.consumer import Skip
+from crmkit.messaging.envelope import Envelope
+from crmkit.models import KIT_TABLES, OutboxMessage
+from crmkit.settings import Settings
+from crmkit.timeutil import utcnow
+from services.notifications import emails
+from services.notifications.handlers import HANDLERS, make_context
+from services.notifications.models import TABLES, DepartmentMessage, Email
+from services.notifications.rules import MAX_ATTEMPTS
+
+PDF = b"%PDF-1.4 a contract"
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'notifications.sqlite'}", tables=KIT_TABLES + TABLES)
+    database.create_all()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path, smtp_server):
+    return Settings.from_env("notifications", {"CRM_VAR_DIR": str(tmp_path), "CRM_SECRET_KEY": "test",
+                                               **smtp_server.env})
+
+
+@pytest.fixture(autouse=True)
+def no_documents_service(monkeypatch):
+    monkeypatch.setattr(emails, "fetch_pdf", lambda settings, document_id, sha256: PDF)
+
+
+def handle(db, settings, type: str, data: dict, source: str = "contracts", id: str | None = None) -> Envelope:
+    envelope = Envelope(type=type, source=source, data=data, correlation_id=data.get("contract_id"))
+    if id:
+        envelope.id = id
+    try:
+        with db.session() as session:
+            HANDLERS[type](envelope, session, make_context(settings, db))
+    except Skip:
+        pass
+    return envelope
+
+
+def confirmed(contract_id: str, **extra) -> dict:
+    return {"contract_id": contract_id, "number": "HT-2026-000001", "customer": {
+        "name": "杭州明远机械有限公司", "email": "buyer@example.cn", "language": "zh-CN"},
+        "company": {"name": "恒达五金"}, "company_language": "zh-CN", "owner_id": "u-alice",
+        "owner": {"id": "u-alice", "username": "alice", "email": "alice@example.cn"},
+        "lines": [{"line_no": 1, "product_code": "BOLT-M8", "name": "六角螺栓 M8", "unit": "件", "quantity": "4"}],
+        "delivery_date": "2026-12-20", "notify_departments": ["warehouse", "finance"], "send_to_customer": True,
+        **extra}
+
+
+def rendered(contract_id: str, document_id: str = "doc-1") -> dict:
+    return {"document_id": document_id, "kind": "contract", "owner_id": contract_id, "contract_id": contract_id,
+            "number": "HT-2026-000001", "sha256": "0" * 64, "size": len(PDF),
+            "filename": "销售合同-HT-2026-000001.pdf"}
+
+
+def the_emails(db) -> list[Email]:
+    with db.session() as session:
+        return session.execute(select(Email).order_by(Email.created_at)).scalars().all()
+
+
+def outbox(db, routing_key: str) -> list[dict]:
+    with db.session() as session:
+        rows = session.execute(select(OutboxMessage.body).where(OutboxMessage.routing_key == routing_key)
+                               .order_by(OutboxMessage.seq)).scalars().all()
+    return [json.loads(body) for body in rows]
+
+
+def sales_messages(db) -> list[DepartmentMessage]:
+    with db.session() as session:
+        return session.execute(select(DepartmentMessage).where(DepartmentMessage.department == "sales")).scalars().all()
+
+
+def test_confirmed_contract_is_emailed_once_its_pdf_is_rendered(db, settings, smtp_server):
+    handle(db, settings, "contract.confirmed", confirmed("c-1"))
+    [email] = the_emails(db)
+    assert (email.status, email.document_id, email.to) == ("waiting", None, ["buyer@example.cn"])
+    assert emails.send_due(settings, db) == 0  # nothing to attach yet
+
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    assert emails.send_due(settings, db) == 1
+    [message] = smtp_server.messages
+    assert message["To"] == "buyer@example.cn" and message["Reply-To"] == "alice@example.cn"
+    [email] = the_emails(db)
+    assert (email.status, email.attempts, email.document_id) == ("sent", 1, "doc-1")
+    [sent] = outbox(db, "email.sent")
+    assert sent["data"]["email_id"] == email.id and sent["data"]["contract_id"] == "c-1"
+
+    # The same PDF announced again, or a new rendering of it: no second email.
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    handle(db, settings, "document.rendered", rendered("c-1", "doc-2"), source="documents")
+    emails.housekeeping(db)
+    assert emails.send_due(settings, db) == 0
+    assert len(the_emails(db)) == 1 and len(smtp_server.messages) == 1
+
+
+def test_department_messages_go_to_the_inbox_and_the_department_exchange(db, settings):
+    handle(db, settings, "contract.confirmed", confirmed("c-1", send_to_customer=False))
+    with db.session() as session:
+        messages = session.execute(select(DepartmentMessage).order_by(DepartmentMessage.department)).scalars().all()
+        queued = session.execute(select(OutboxMessage).where(OutboxMessage.exchange == "crm.departments")
+                                 .order_by(OutboxMessage.routing_key)).scalars().all()
+    assert [m.department for m in messages] == ["finance", "warehouse"]
+    assert [q.routing_key for q in queued] == ["finance", "warehouse"]
+    body = json.loads(queued[1].body)
+    assert body["text"] == "合同 HT-2026-000001（杭州明远机械有限公司）已确认，交货日期 2026-12-20，请安排备货。"
+    assert [e["data"]["department"] for e in outbox(db, "department.notified")] == ["warehouse", "finance"]
+    assert the_emails(db) == []
+
+
+def test_an_email_requested_before_the_pdf_waits_for_it(db, settings, smtp_server):
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    handle(db, settings, "email.requested", {
+        "email_id": "e-1", "contract_id": "c-1", "number": "HT-2026-000001", "to": ["a@example.cn"],
+        "cc": ["b@example.cn"], "subject": "合同", "message": "请查收", "document_id": None, "language": "en",
+        "customer": {"name": "Acme"}, "owner_id": "u-alice"})
+    [email] = the_emails(db)
+    assert (email.id, email.status, email.document_id) == ("e-1", "queued", "doc-1")
+    emails.send_due(settings, db)
+    [message] = smtp_server.messages
+    assert message["Message-ID"] == "<e-1@example.cn>" and message["Cc"] == "b@example.cn"
+
+
+def test_no_customer_address_fails_at_once_and_tells_the_salesperson(db, settings):
+    data = confirmed("c-1", notify_departments=[])
+    data["customer"]["email"] = None
+    handle(db, settings, "contract.confirmed", data)
+    [email] = the_emails(db)
+    assert email.status == "failed" and "no email address" in email.last_error
+    [failed] = outbox(db, "email.failed")
+    assert failed["data"]["contract_id"] == "c-1"
+    [notice] = sales_messages(db)
+    assert notice.recipient_id == "u-alice" and notice.reason == "email_failed"
+
+
+def test_refusals_are_retried_then_given_up(db, settings, smtp_server):
+    smtp_server.refusing = True
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        assert emails.send_due(settings, db) == 1
+        [email] = the_emails(db)
+        assert email.attempts == attempt and "451" in email.last_error
+        with db.session() as session:  # no waiting for the backoff in a test: make the retry due now
+            session.execute(update(Email).values(next_attempt_at=utcnow()))
+    [email] = the_emails(db)
+    assert email.status == "failed" and smtp_server.messages == []
+    assert len(outbox(db, "email.failed")) == 1 and len(sales_messages(db)) == 1
+
+
+def test_a_sender_that_died_mid_smtp_is_not_resent(db, settings, smtp_server):
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    with db.session() as session:
+        [claim] = emails._claim(session, settings, 10)
+    assert emails._mark_started(db, claim)
+    # ...and the process dies here: the lease runs out with the SMTP exchange maybe done.
+    with db.session() as session:
+        session.execute(update(Email).values(lease_until=utcnow() - timedelta(seconds=1)))
+    emails.housekeeping(db)
+    assert emails.send_due(settings, db) == 0
+    [email] = the_emails(db)
+    assert email.status == "failed" and "may or may not" in email.last_error
+    assert smtp_server.messages == [] and len(sales_messages(db)) == 1
+
+
+def test_a_sender_that_died_before_smtp_is_retried(db, settings, smtp_server):
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    with db.session() as session:
+        emails._claim(session, settings, 10)
+        session.execute(update(Email).values(lease_until=utcnow() - timedelta(seconds=1)))
+    assert emails.send_due(settings, db) == 0  # still leased as far as the claim knows
+    emails.housekeeping(db)
+    assert emails.send_due(settings, db) == 1
+    [email] = the_emails(db)
+    assert (email.status, email.attempts) == ("sent", 2) and len(smtp_server.messages) == 1
+
+
+def test_without_smtp_host_each_email_is_one_eml_file(db, tmp_path):
+    settings = Settings.from_env("notifications", {"CRM_VAR_DIR": str(tmp_path), "CRM_SECRET_KEY": "test"})
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    assert emails.send_due(settings, db) == 1
+    [email] = the_emails(db)
+    files = list((tmp_path / "outbox").glob("*.eml"))
+    assert [f.name for f in files] == [f"{email.id}.eml"] and email.status == "sent"
+    assert b"Content-Type: application/pdf" in files[0].read_bytes()
+
+
+def test_warn_sales_shortage_is_addressed_to_the_salesperson(db, settings):
+    handle(db, settings, "stock.shortage", {
+        "contract_id": "c-1", "number": "HT-2026-000001", "owner_id": "u-alice", "policy": "warn_sales",
+        "customer_name": "Acme", "delivery_date": None, "language": "en",
+        "lines": [{"line_no": 1, "product_code": "GEAR", "requested": "5", "reserved": "1", "missing": "4"},
+                  {"line_no": 2, "product_code": "BOLT", "requested": "2", "reserved": "2", "missing": "0"}]},
+        source="inventory")
+    [notice] = sales_messages(db)
+    assert notice.recipient_id == "u-alice" and [l["product_code"] for l in notice.lines] == ["GEAR"]
+    assert notice.text == ("Contract HT-2026-000001 (Acme) is short of stock: GEAR × 4; please agree the delivery "
+                           "with the customer.")
+    handle(db, settings, "stock.shortage", {"contract_id": "c-2", "policy": "notify_production", "lines": []},
+           source="inventory")
+    assert len(sales_messages(db)) == 1
+
+
+def test_overdue_goes_to_finance_and_the_salesperson(db, settings):
+    handle(db, settings, "receivable.overdue", {
+        "contract_id": "c-1", "contract_number": "HT-2026-000001", "customer_name": "Acme", "owner_id": "u-alice",
+        "receivable_id": "r-1", "seq": 2, "label": "尾款", "amount": "5000.00", "due_date": "2026-10-01",
+        "currency": "CNY", "company_language": "zh-CN"})
+    with db.session() as session:
+        messages = session.execute(select(DepartmentMessage).order_by(DepartmentMessage.department)).scalars().all()
+    assert [(m.department, m.recipient_id) for m in messages] == [("finance", None), ("sales", "u-alice")]
+    assert messages[0].text == "合同 HT-2026-000001（Acme）第 2 期（尾款）CNY 5000.00 已于 2026-10-01 到期未付，请催收。"
+
+
+def test_unknown_departments_and_duplicates_post_nothing_twice(db, settings):
+    event_id = str(uuid.uuid4())
+    data = confirmed("c-1", notify_departments=["warehouse", "marketing", "warehouse"], send_to_customer=False)
+    handle(db, settings, "contract.confirmed", data, id=event_id)
+    handle(db, settings, "contract.confirmed", data, id=event_id)
+    with db.session() as session:
+        assert [m.department for m in session.execute(select(DepartmentMessage)).scalars()] == ["warehouse"]

@@ -1,0 +1,188 @@
+"""Unit tests for services.notifications.rules: texts, subjects, addresses, retries, inbox access."""
+from __future__ import annotations
+
+import pytest
+
+from services.notifications import rules
+from services.notifications.mailer import DeliveryFailed, Outgoing, build, message_id
+
+
+# ---------------------------------------------------------------------------- department texts
+
+def test_contract_confirmed_in_chinese():
+    text = rules.department_text("contract_confirmed", "zh-CN", "production", number="HT-2026-000001",
+                                 customer="杭州明远机械有限公司", delivery_date="2026-12-20")
+    assert text == "合同 HT-2026-000001（杭州明远机械有限公司）已确认，交货日期 2026-12-20，请安排生产。"
+
+
+def test_contract_confirmed_in_english_names_the_departments_task():
+    text = rules.department_text("contract_confirmed", "en", "warehouse", number="HT-2026-000001",
+                                 customer="Mingyuan Machinery", delivery_date="2026-12-20")
+    assert text == ("Contract HT-2026-000001 (Mingyuan Machinery) has been confirmed with delivery on 2026-12-20; "
+                    "please prepare the goods.")
+
+
+@pytest.mark.parametrize("department, zh, en", [
+    ("production", "请安排生产。", "please schedule production."),
+    ("procurement", "请安排采购。", "please arrange the purchase."),
+    ("warehouse", "请安排备货。", "please prepare the goods."),
+    ("finance", "请准备开票与收款。", "please prepare invoicing and collection."),
+])
+def test_each_department_is_asked_for_its_own_work(department, zh, en):
+    facts = {"number": "HT-1", "customer": "C", "delivery_date": "2026-01-01"}
+    assert rules.department_text("contract_confirmed", "zh-CN", department, **facts).endswith(zh)
+    assert rules.department_text("contract_confirmed", "en", department, **facts).endswith(en)
+
+
+def test_missing_facts_print_as_placeholders_not_none():
+    zh = rules.department_text("contract_confirmed", "zh-CN", "finance", number="HT-1")
+    assert zh == "合同 HT-1 已确认，交货日期 待定，请准备开票与收款。"
+    en = rules.department_text("delivery_created", "en", "warehouse", number=None)
+    assert "None" not in en and "to be agreed" in en and "—" in en
+
+
+def test_shortage_lists_the_missing_goods():
+    items = rules.items_text([("六角螺栓 M8", "6"), ("螺母 M8", "2")], "zh-CN")
+    text = rules.department_text("shortage", "zh-CN", "production", number="HT-1", customer="客户",
+                                 delivery_date="2026-12-20", items=items)
+    assert text == "合同 HT-1（客户）缺货：六角螺栓 M8 × 6、螺母 M8 × 2，交货日期 2026-12-20，请安排生产。"
+    en = rules.department_text("shortage", "en", "production", number="HT-1", customer="C", delivery_date=None,
+                               items=rules.items_text([("BOLT", "6")], "en"))
+    assert en == "Contract HT-1 (C) is short of BOLT × 6, delivery on to be agreed; please schedule production."
+
+
+def test_every_reason_has_both_languages_and_formats():
+    for reason in rules.REASONS:
+        for language in rules.LANGUAGES:
+            text = rules.department_text(reason, language, "sales", number="HT-1", customer="C")
+            assert text and "{" not in text and "None" not in text
+
+
+@pytest.mark.parametrize("value, expected", [("zh-CN", "zh-CN"), ("en", "en"), ("en-GB", "en"), (None, "zh-CN"),
+                                             ("", "zh-CN"), ("fr", "zh-CN"), (3, "zh-CN")])
+def test_language_falls_back_to_chinese(value, expected):
+    assert rules.language_of(value) == expected
+
+
+# ---------------------------------------------------------------------------- subjects and bodies
+
+def test_default_subject_is_bilingual_with_the_number():
+    assert rules.default_subject("contract", "HT-2026-000001") == \
+        "销售合同 HT-2026-000001 / Sales Contract HT-2026-000001"
+    assert rules.default_subject("quote", "QT-2026-000007") == "报价单 QT-2026-000007 / Quotation QT-2026-000007"
+
+
+def test_body_in_the_customers_language_with_the_salespersons_message_first():
+    zh = rules.email_body("contract", "HT-1", "zh-CN", "杭州明远", "请尽快签回。", "某某公司")
+    assert zh.startswith("杭州明远，您好：\n\n请尽快签回。\n\n附件为销售合同 HT-1（PDF），请查收。")
+    assert zh.rstrip().endswith("某某公司")
+    en = rules.email_body("quote", "QT-1", "en", "Acme", None, None)
+    assert en == "Dear Acme,\n\nPlease find attached quotation QT-1 (PDF).\n\nBest regards,\n"
+
+
+# ---------------------------------------------------------------------------- addresses and subjects
+
+@pytest.mark.parametrize("address", ["buyer@example.cn", "a.b+c@mail.example.com", "x@xn--fiqs8s.cn",
+                                     "caigou@例子.中国"])
+def test_plain_addresses_are_accepted(address):
+    assert rules.address_problem(address) is None
+
+
+@pytest.mark.parametrize("address", [
+    "a@b.com\r\nBcc: x@y.com",
+    "a@b.com\nBcc: x@y.com",
+    "a@b.com, c@d.com",
+    "a@b.com;c@d.com",
+    "Buyer <a@b.com>",
+    "a@b@c.com",
+    "a@localhost",
+    "@b.com",
+    "a@",
+    "a @b.com",
+    "a@b.com\x00",
+    "a..b@c.com",
+    "a@-b.com",
+    "",
+    None,
+    ["a@b.com"],
+    "x" * 250 + "@b.com",
+])
+def test_injections_and_several_addresses_are_refused(address):
+    assert rules.address_problem(address) is not None
+
+
+def test_recipient_lists_name_the_bad_entry_and_cap_the_count():
+    assert rules.recipients_problems(["a@b.com", "a@b.com\r\nBcc: x@y.com"], "to") == {
+        "to.1": ["Must not contain line breaks or control characters."]}
+    assert rules.recipients_problems(["a@b.com, c@d.com"], "cc") == {
+        "cc.0": ["Must be a single address without a display name."]}
+    assert "to" in rules.recipients_problems([f"u{i}@b.com" for i in range(11)], "to")
+    assert "to" in rules.recipients_problems("a@b.com", "to")
+    assert rules.recipients_problems([f"u{i}@b.com" for i in range(10)], "to") == {}
+
+
+@pytest.mark.parametrize("subject, ok", [
+    ("销售合同 HT-1 / Sales Contract HT-1", True),
+    ("x" * 200, True),
+    ("x" * 201, False),
+    ("Hello\r\nBcc: x@y.com", False),
+    ("Hello\nthere", False),
+    ("   ", False),
+    (12, False),
+])
+def test_subject_rules(subject, ok):
+    assert (rules.subject_problem(subject) is None) is ok
+
+
+# ---------------------------------------------------------------------------- retries
+
+def test_retries_back_off_then_give_up():
+    delays = [rules.retry_delay(n, 0) for n in range(1, rules.MAX_ATTEMPTS + 1)]
+    assert delays[:5] == [2, 5, 15, 30, 60]
+    assert delays[-1] is None and all(d is not None for d in delays[:-1])
+    assert rules.retry_delay(3, 590) is None  # ten minutes since the first attempt
+
+
+def test_only_5xx_answers_are_permanent():
+    assert rules.is_permanent(550) and rules.is_permanent(554)
+    assert not rules.is_permanent(451) and not rules.is_permanent(None) and not rules.is_permanent(421)
+
+
+# ---------------------------------------------------------------------------- inbox access
+
+@pytest.mark.parametrize("role, own, department, expected", [
+    ("manager", None, "finance", rules.ALL),
+    ("admin", None, "production", rules.ALL),
+    ("department", "warehouse", "warehouse", rules.ALL),
+    ("department", "warehouse", "finance", None),
+    ("department", None, "finance", None),
+    ("sales", "sales", "sales", rules.ADDRESSED),
+    ("sales", None, "sales", rules.ADDRESSED),
+    ("sales", "sales", "production", None),
+])
+def test_inbox_scope(role, own, department, expected):
+    assert rules.inbox_scope(role, own, department) == expected
+
+
+# ---------------------------------------------------------------------------- the MIME message
+
+def test_message_carries_a_stable_message_id_and_the_pdf():
+    out = Outgoing(id="e1", message_id=message_id("e1", "sales@example.cn"), mail_from="sales@example.cn",
+                   to=["buyer@example.cn"], cc=["boss@example.cn"], subject="销售合同 HT-1 / Sales Contract HT-1",
+                   body="您好", attachment=b"%PDF-1.4 test", attachment_name="销售合同-HT-1.pdf")
+    message = build(out)
+    assert message["Message-ID"] == "<e1@example.cn>"
+    assert message["To"] == "buyer@example.cn" and message["Cc"] == "boss@example.cn"
+    assert str(message["Subject"]) == "销售合同 HT-1 / Sales Contract HT-1"
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_filename() == "销售合同-HT-1.pdf"
+    assert attachment.get_content() == b"%PDF-1.4 test"
+
+
+def test_message_refuses_a_header_breaking_address():
+    out = Outgoing(id="e1", message_id="<e1@x.cn>", mail_from="s@x.cn", to=["a@b.com\r\nBcc: x@y.com"],
+                   subject="s", body="b")
+    with pytest.raises(DeliveryFailed) as failure:
+        build(out)
+    assert failure.value.permanent
