@@ -26,10 +26,12 @@ class ServiceSpec:
     make_context: Callable | None = None  # (settings, db) -> ctx handed to handlers and loops
     loops: list = field(default_factory=list)  # callables (settings, db, ctx, stop_event), run by the worker
     on_start: Callable | None = None  # (settings, db) once the tables exist (seed data)
+    # queue name -> function(body: bytes, headers, properties, session): whole messages, not events (crm.dead)
+    raw_consumers: dict = field(default_factory=dict)
 
 
 def setup_logging():
-    logging.basicConfig(level=os.environ.get("CRM_LOG_LEVEL", "INFO"),
+    logging.basicConfig(level=(os.environ.get("CRM_LOG_LEVEL") or "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
@@ -60,7 +62,11 @@ class WorkerProcess:
         self.ctx = spec.make_context(settings, self.db) if spec.make_context else None
         self.stop_event = threading.Event()
         self.relay = Relay(self.db, settings) if relay else None
-        self.worker = Worker(self.db, settings, spec.handlers, self.ctx) if consume and spec.handlers else None
+        self.worker = None
+        if consume and (spec.handlers or spec.raw_consumers):
+            # No handlers: the service's event queues are left alone (consuming them would ack and drop).
+            self.worker = Worker(self.db, settings, spec.handlers, self.ctx, raw_consumers=spec.raw_consumers,
+                                 queues=None if spec.handlers else [])
         self.run_loops = consume
         self.threads: list[threading.Thread] = []
 
@@ -93,8 +99,13 @@ def run_worker(spec: ServiceSpec, argv=None):
     parser = argparse.ArgumentParser(prog=f"services.{spec.name}.worker")
     parser.add_argument("--role", choices=("worker", "relay", "consumer"), default="worker",
                         help="worker = consumer + relay + timed loops (default)")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve this process's Prometheus metrics on 127.0.0.1:PORT (a worker has no HTTP)")
     args = parser.parse_args(argv)
     setup_logging()
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+        start_http_server(args.metrics_port, addr="127.0.0.1")
     settings = Settings.from_env(spec.name)
     process = WorkerProcess(spec, settings, relay=args.role in ("worker", "relay"),
                             consume=args.role in ("worker", "consumer"))

@@ -35,10 +35,14 @@ class Skip(Exception):
 
 
 class Worker(ConsumerMixin):
-    """Consumes one service's queues and calls `handlers[type](envelope, session, ctx)`."""
+    """Consumes one service's queues and calls `handlers[type](envelope, session, ctx)`.
+
+    `raw_consumers` ({queue name: function(body: bytes, headers, properties, session)}) take whole messages
+    that are not events of ours (crm.dead): the function runs in one transaction, the ack follows its commit.
+    """
 
     def __init__(self, db, settings, handlers: dict, ctx=None, queues=None, threads: int | None = None,
-                 retry_delays=RETRY_DELAYS):
+                 retry_delays=RETRY_DELAYS, raw_consumers: dict | None = None):
         self.db = db
         self.settings = settings
         self.handlers = handlers
@@ -47,9 +51,10 @@ class Worker(ConsumerMixin):
         self.queues = queues if queues is not None else topology.service_queues(settings.service)
         self.threads = threads or settings.worker_threads
         self.retry_delays = retry_delays
+        self.raw_consumers = dict(raw_consumers or {})
         self.connection = broker.connect(settings)
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix=f"{settings.service}-handler")
-        self.pending = []  # (message, future) of the current connection
+        self.pending = []  # (message, future, on_failure) of the current connection
         self.ready = threading.Event()
 
     # kombu ConsumerMixin hooks
@@ -59,9 +64,17 @@ class Worker(ConsumerMixin):
         self._dead_producer = Producer(channel)
         # on_message takes the raw message: decoding happens in handle(), so a bad body is dead-lettered
         # instead of kombu's default of logging and acknowledging it.
-        consumer = Consumer(queues=self.queues, on_message=self.on_message, accept=None,
-                            prefetch_count=self.threads * 2)
-        return [consumer]
+        consumers = []
+        if self.queues:
+            consumers.append(Consumer(queues=self.queues, on_message=self.on_message, accept=None,
+                                      prefetch_count=self.threads * 2))
+        for name, function in self.raw_consumers.items():
+            # The same prefetch as above: the embedded transport keeps one QoS per channel, the last one set.
+            consumers.append(Consumer(queues=[topology.queue_of(name)], accept=None,
+                                      prefetch_count=self.threads * 2,
+                                      on_message=lambda message, function=function: self.on_raw_message(function,
+                                                                                                        message)))
+        return consumers
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         self.ready.set()
@@ -72,20 +85,25 @@ class Worker(ConsumerMixin):
         self.pending = []
 
     def on_message(self, message):
-        self.pending.append((message, self.pool.submit(self.handle, message.body, message.properties)))
+        self.pending.append((message, self.pool.submit(self.handle, message.body, message.properties),
+                             self._dead_letter))
+
+    def on_raw_message(self, function, message):
+        future = self.pool.submit(self.handle_raw, function, message.body, dict(message.headers or {}),
+                                  dict(message.properties or {}))
+        self.pending.append((message, future, self._requeue))
 
     def on_iteration(self):
         still = []
-        for message, future in self.pending:
+        for message, future, on_failure in self.pending:
             if not future.done():
-                still.append((message, future))
+                still.append((message, future, on_failure))
                 continue
             outcome = future.result()
             if outcome is None:
                 message.ack()
             else:
-                self._dead_letter(message, outcome)
-                message.ack()
+                on_failure(message, outcome)
         self.pending = still
 
     def run_forever(self):
@@ -123,6 +141,24 @@ class Worker(ConsumerMixin):
                 if attempt == len(self.retry_delays):
                     log.error("%s", traceback.format_exc())
         EVENTS_HANDLED.labels(self.consumer_name, envelope.type, "dead").inc()
+        return last_error
+
+    def handle_raw(self, function, body, headers: dict, properties: dict) -> str | None:
+        """Run a raw consumer's function in one transaction, retried like a handler; None when done."""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        last_error = None
+        for attempt in range(len(self.retry_delays) + 1):
+            if attempt:
+                time.sleep(self.retry_delays[attempt - 1])
+            try:
+                with self.db.session() as session:
+                    function(body, headers, properties, session)
+                return None
+            except Exception as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("%s: raw message %s failed (attempt %d): %s", self.consumer_name,
+                            properties.get("message_id"), attempt + 1, last_error)
         return last_error
 
     def _handle_once(self, envelope: Envelope, handler) -> str:
@@ -165,10 +201,20 @@ class Worker(ConsumerMixin):
             serializer=None, content_type="application/json", content_encoding="utf-8", delivery_mode=2,
             headers=headers, message_id=message.properties.get("message_id"), retry=True)
         log.error("%s: dead-lettered %s: %s", self.consumer_name, info.get("routing_key"), error)
+        message.ack()
+
+    def _requeue(self, message, error: str):
+        # A raw queue is crm.dead itself: dead-lettering would loop, dropping would lose the message, so it
+        # goes back to its queue and is tried again (the retries above already spaced the attempts out).
+        log.error("%s: raw message %s failed its retries, requeued: %s", self.consumer_name,
+                  (message.properties or {}).get("message_id"), error)
+        message.requeue()
 
     def _queue_of(self, info) -> str:
         key = info.get("routing_key", "")
         for queue in self.queues:
+            if not info.get("exchange") and queue.name == key:  # the default exchange: a replayed dead letter
+                return queue.name
             if any(b.routing_key == key for b in (queue.bindings or [])) or queue.routing_key == key:
                 return queue.name
         return self.queues[0].name if self.queues else ""

@@ -77,6 +77,17 @@ class Channel(virtual.Channel):
         self._write("INSERT INTO messages (queue, tag, payload) VALUES (?, ?, ?)",
                     (queue, message["properties"]["delivery_tag"], json.dumps(message)))
 
+    # kombu's virtual fanout exchange delivers only through _put_fanout (made for Redis pub/sub): without it a
+    # publish to crm.dead (fanout) vanished. Here a fanout is one stored copy per bound queue.
+    supports_fanout = True
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        pass  # the bindings are in the shared in-memory state already
+
+    def _put_fanout(self, exchange, message, routing_key, **kwargs):
+        for queue in self._lookup(exchange, routing_key):
+            self._put(queue, message, **kwargs)
+
     def _get(self, queue):
         now = time.time()
         cur = self._db.cursor()

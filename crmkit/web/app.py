@@ -11,6 +11,7 @@ from crmkit.web.errors import register_error_handlers
 from crmkit.web.health import health
 
 MAX_BODY = 1024 * 1024  # 1 MiB: a contract of 500 lines is ~100 KiB
+DRAIN_LIMIT = 16 * MAX_BODY
 PUBLIC_PATHS = {"/api/v1/auth/token", "/api/openapi.json", "/api/docs"}
 
 
@@ -30,6 +31,7 @@ def make_app(name: str, settings, db) -> Flask:
         g.started = time.perf_counter()
         if request.content_length and request.content_length > MAX_BODY:
             from werkzeug.exceptions import RequestEntityTooLarge
+            _discard_body(request.content_length)
             raise RequestEntityTooLarge()
         if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
             authenticate()
@@ -43,3 +45,17 @@ def make_app(name: str, settings, db) -> Flask:
         return response
 
     return app
+
+
+def _discard_body(length: int) -> None:
+    """Read and drop an oversized body (up to a bound) before answering 413."""
+    # gunicorn says "keep-alive" but then closes a connection whose large body it cannot drain, so the
+    # client's next request on it would fail without any response.
+    if length > DRAIN_LIMIT:
+        return
+    stream = request.environ.get("wsgi.input")
+    while stream is not None and length > 0:
+        chunk = stream.read(min(65536, length))
+        if not chunk:
+            break
+        length -= len(chunk)

@@ -20,6 +20,8 @@ def json_body(required: bool = True) -> dict:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(f"Malformed JSON: {exc}", {"_body": ["Malformed JSON."]})
+    except RecursionError:  # "[[[[…" well under the size limit exhausts the parser's stack
+        raise ApiError("Malformed JSON: nested too deeply.", {"_body": ["Nested too deeply."]})
     if not isinstance(body, dict):
         raise ApiError("The body must be a JSON object.", {"_body": ["Must be a JSON object."]})
     return body

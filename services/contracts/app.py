@@ -10,6 +10,17 @@ def build_app(settings, db):
     app = make_app("contracts", settings, db)
     for module in (accounts, company, customers, contracts, proxy):
         app.register_blueprint(module.bp)
+    from services.contracts.views.documents import bp as pdfs
+    app.register_blueprint(pdfs)
+    from services.contracts.views import admin, deliveries, receivables, recurring
+    for module in (deliveries, receivables, recurring, admin):
+        app.register_blueprint(module.bp)
+    from services.contracts.views.emails import bp as emails
+    app.register_blueprint(emails)
+    from services.contracts.views.dead_letters import bp as dead_letters
+    app.register_blueprint(dead_letters)
+    from services.contracts.views.api_docs import bp as api_docs
+    app.register_blueprint(api_docs)
     return app
 
 

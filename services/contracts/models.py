@@ -119,5 +119,17 @@ class TimelineEntry(Base):
                       Index("ix_timeline_contract", "contract_id", "at", "id"))
 
 
+class EmailRequest(Base):
+    """An email asked for with POST /contracts/{id}/send, so GET /emails/{id} answers before notifications has it."""
+    __tablename__ = "email_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    contract_id: Mapped[str] = mapped_column(String(36), index=True)
+    to: Mapped[list] = mapped_column(JSON, default=list)
+    cc: Mapped[list] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(String(200))
+    requested_by: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 TABLES = [User.__table__, SettingsRow.__table__, Customer.__table__, Contract.__table__, ContractLine.__table__,
-          TimelineEntry.__table__]
+          TimelineEntry.__table__, EmailRequest.__table__]

@@ -31,27 +31,35 @@ def caller_of(user: User) -> Caller:
     return Caller(id=user.id, username=user.username, role=user.role, department=user.department)
 
 
-def check_login(session, username: str, password: str) -> User:
-    user = session.execute(select(User).where(User.username == username).with_for_update()).scalar_one_or_none()
-    if user is None or not user.active:
-        check_password_hash(_DUMMY_HASH, password)
-        raise Unauthorized("Wrong username or password.")
-    now = utcnow()
-    locked = user.locked_until
-    if locked is not None and locked.tzinfo is None:
-        locked = locked.replace(tzinfo=now.tzinfo)
-    if locked is not None and locked > now:
-        raise TooMany("Too many wrong passwords; try again in a minute.",
-                      headers={"Retry-After": str(int((locked - now).total_seconds()) + 1)})
-    if not check_password_hash(user.password_hash, password):
+def check_login(db, username: str, password: str) -> Caller:
+    """The caller for these credentials; 401 for wrong ones, 429 while the account is locked.
+
+    A wrong password is counted in a transaction that commits before the 401 leaves: raised inside the
+    session, the count would be rolled back with it and the lock would never engage.
+    """
+    failure = None
+    with db.session() as session:
+        user = session.execute(select(User).where(User.username == username).with_for_update()).scalar_one_or_none()
+        if user is None or not user.active:
+            check_password_hash(_DUMMY_HASH, password)
+            raise Unauthorized("Wrong username or password.")
+        now = utcnow()
+        locked = user.locked_until
+        if locked is not None and locked.tzinfo is None:
+            locked = locked.replace(tzinfo=now.tzinfo)
+        if locked is not None and locked > now:
+            raise TooMany("Too many wrong passwords; try again in a minute.",
+                          headers={"Retry-After": str(int((locked - now).total_seconds()) + 1)})
+        if check_password_hash(user.password_hash, password):
+            user.failed_logins = 0
+            user.locked_until = None
+            return caller_of(user)
         user.failed_logins += 1
         if user.failed_logins >= MAX_FAILURES:
             user.locked_until = now + timedelta(seconds=LOCK_SECONDS)
             user.failed_logins = 0
-        raise Unauthorized("Wrong username or password.")
-    user.failed_logins = 0
-    user.locked_until = None
-    return user
+        failure = Unauthorized("Wrong username or password.")
+    raise failure
 
 
 def ensure_admin(settings, db) -> None:

@@ -9,7 +9,10 @@ Pure: a JSON-like dict in (money as decimal strings), PDF bytes out. No Flask, n
   strings, which ReportLab never parses as markup.
 * Deterministic: the same dict gives byte-identical PDFs (``invariant=1``: fixed creation date and file id),
   so a document can be addressed by the sha256 of its bytes.
-* Table cells are plain strings wrapped by ``_wrap`` rather than Paragraphs: several times cheaper.
+* Speed (about 120 M instructions for a 2-page, 40-line contract): table cells are plain strings wrapped by
+  ``_wrap`` rather than Paragraphs, drawn by ``_Grid`` into one text object per table part; cell styles are
+  shared; the font's glyf table is sliced once; ASCII85 is off. What is left is mostly ReportLab's own
+  pure-Python TrueType subsetting and zlib.
 """
 from __future__ import annotations
 
@@ -767,7 +770,7 @@ def _build(ctx: _Ctx, story: list, number) -> bytes:
 
 def _sales_document(kind: str, doc: dict) -> bytes:
     ctx = _Ctx(kind, doc)
-    d, L = ctx.doc, ctx.L
+    d = ctx.doc
     meta = [(f"number.{kind}", _text(d.get("number"))), ("created_at", _date(d.get("created_at")))]
     if kind == "quote":
         meta.append(("valid_until", _date(d.get("valid_until"))))

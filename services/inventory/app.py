@@ -54,8 +54,10 @@ def list_products():
     if args.get("codes"):
         query = query.where(Product.code.in_([c for c in args["codes"].split(",") if c][:200]))
     if args.get("q"):
-        pattern = f"%{args['q']}%"
-        query = query.where(or_(Product.code.ilike(pattern), Product.name.ilike(pattern)))
+        # Typed text is matched literally: %, _ and backslash are escaped, not LIKE wildcards.
+        literal = args["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{literal}%"
+        query = query.where(or_(Product.code.ilike(pattern, escape="\\"), Product.name.ilike(pattern, escape="\\")))
     with _db().session() as session:
         total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         rows = session.execute(query.order_by(Product.code).limit(limit).offset(offset)).scalars().all()

@@ -188,11 +188,15 @@ class ProcessCluster:
         self.env = env
         for label, argv in commands(web_workers=2, ports=self.ports, workers_per_service=self.workers_per_service):
             self.spawn(label, argv)
-        for name, port in self.ports.items():
-            wait_for(lambda port=port: _ready(f"http://127.0.0.1:{port}/readyz"), timeout=60,
-                     message=f"{name} ready")
-        self.api = Api(self.base_url)
-        self.api.login("admin", ADMIN_PASSWORD)
+        try:
+            for name, port in self.ports.items():
+                wait_for(lambda port=port: _ready(f"http://127.0.0.1:{port}/readyz"), timeout=180,
+                         message=f"{name} ready")
+            self.api = Api(self.base_url)
+            self.api.login("admin", ADMIN_PASSWORD)
+        except BaseException:
+            self.stop()  # a cluster that never became ready must not outlive its test
+            raise
         return self
 
     def spawn(self, label: str, argv: list[str]):

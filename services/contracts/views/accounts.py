@@ -14,7 +14,7 @@ from crmkit.web.pagination import page, page_args
 from crmkit.web.requests import load
 from services.contracts.models import User
 from services.contracts.schemas import TokenIn, TokenOut, UserIn, UserOut
-from services.contracts.users import caller_of, check_login, hash_password
+from services.contracts.users import check_login, hash_password
 
 bp = Blueprint("accounts", __name__, url_prefix="/api/v1")
 user_out = UserOut()
@@ -28,9 +28,7 @@ def _db():
 def token():
     data = load(TokenIn())
     settings = current_app.config["CRM_SETTINGS"]
-    with _db().session() as session:
-        user = check_login(session, data["username"], data["password"])
-        who = caller_of(user)
+    who = check_login(_db(), data["username"], data["password"])
     return TokenOut().dump({"access_token": issue_token(settings.secret_key, who), "token_type": "Bearer",
                             "expires_in": settings.token_ttl})
 

@@ -6,14 +6,16 @@ accepts an address that the sender would later refuse to put in a header.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta, timezone
 
 from flask import Blueprint, current_app
 from marshmallow import Schema, ValidationError, fields, pre_load, validates_schema
+from sqlalchemy import func, select
 
-from crmkit.errors import Conflict, field_error
+from crmkit.errors import Conflict, TooMany, field_error
 from crmkit.fields import Text
 from crmkit.messaging.outbox import emit
-from crmkit.timeutil import iso
+from crmkit.timeutil import iso, utcnow
 from crmkit.web.auth import caller
 from crmkit.web.idempotency import idempotent
 from crmkit.web.requests import load
@@ -27,6 +29,9 @@ from services.notifications.rules import default_subject, recipients_problems, s
 bp = Blueprint("emails", __name__, url_prefix="/api/v1")
 
 SENDABLE = ("confirmed", "partially_delivered", "delivered", "completed")
+# A contract is mailed a few times at most; more in an hour is a script or a mistake spamming the customer.
+SENDS_PER_HOUR = 10
+SEND_WINDOW = timedelta(hours=1)
 
 
 class SendIn(Schema):
@@ -68,10 +73,12 @@ def send_contract(contract_id):
     who.require("sales", "manager", "admin")
     data = load(SendIn(), required=False)
     with _db().session() as session:
-        contract = contract_for(session, who, contract_id)
+        # The row lock serialises concurrent sends of one contract, so the count below cannot be raced past.
+        contract = contract_for(session, who, contract_id, lock=True)
         if contract.status not in SENDABLE:
             raise Conflict(f"Contract {contract.number} is {contract.status}; only a confirmed contract is sent.",
                            {"status": [f"Is {contract.status}."]})
+        _check_send_budget(session, contract)
         customer = session.get(Customer, contract.customer_id)
         snapshot = contract.customer_snapshot or {}
         to = data["to"] or ([customer.email] if customer and customer.email else [])
@@ -98,6 +105,22 @@ def send_contract(contract_id):
                                  requested_by=who.id))
         add_timeline(session, contract.id, event.id, "email.requested", f"Email to {', '.join(to)} requested")
     return {"email_id": email_id}, 202
+
+
+def _check_send_budget(session, contract) -> None:
+    """429 with Retry-After once the contract has had SENDS_PER_HOUR send requests in the last hour."""
+    since = utcnow() - SEND_WINDOW
+    recent = select(EmailRequest.created_at).where(EmailRequest.contract_id == contract.id,
+                                                   EmailRequest.created_at > since)
+    count = session.execute(select(func.count()).select_from(recent.subquery())).scalar_one()
+    if count < SENDS_PER_HOUR:
+        return
+    oldest = session.execute(recent.order_by(EmailRequest.created_at).limit(1)).scalar_one()
+    if oldest.tzinfo is None:  # SQLite hands back naive UTC
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    wait = max(1, int((oldest + SEND_WINDOW - utcnow()).total_seconds()) + 1)
+    raise TooMany(f"Contract {contract.number} was sent {count} times in the last hour; the limit is "
+                  f"{SENDS_PER_HOUR}. Try again in {wait} s.", headers={"Retry-After": str(wait)})
 
 
 @bp.get("/emails/<email_id>")

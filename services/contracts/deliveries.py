@@ -1,0 +1,150 @@
+"""Delivery notes in the caller's transaction: create one from a locked contract, ship it, and their events."""
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crmkit.errors import Conflict, ValidationFailed
+from crmkit.fields import qty_str
+from crmkit.messaging.outbox import emit
+from crmkit.numbering import next_number
+from crmkit.timeutil import iso, utcnow
+from services.contracts import rules
+from services.contracts.fulfilment_models import DeliveryLine, DeliveryNote
+from services.contracts.fulfilment_rules import allocate, deliverable
+from services.contracts.lifecycle import SOURCE, add_timeline
+from services.contracts.models import Contract, User
+from services.contracts.receivables import date_delivery_installments
+from services.contracts.settings_store import load_settings
+
+DELIVERABLE = ("confirmed", "partially_delivered")
+
+
+def in_open_notes(session: Session, contract_id: str) -> dict[int, Decimal]:
+    """line_no -> quantity already on delivery notes that have not shipped."""
+    rows = session.execute(
+        select(DeliveryLine.line_no, func.sum(DeliveryLine.quantity))
+        .join(DeliveryNote, DeliveryNote.id == DeliveryLine.delivery_note_id)
+        .where(DeliveryNote.contract_id == contract_id, DeliveryNote.status == "open")
+        .group_by(DeliveryLine.line_no)).all()
+    return {line_no: Decimal(total) for line_no, total in rows}
+
+
+def create(session: Session, contract: Contract, *, lines: list[dict] | None, ship_date: date | None,
+           address: str | None, created_by: str) -> DeliveryNote:
+    """A delivery note for what the contract still owes; the caller holds the contract row locked."""
+    if contract.status not in DELIVERABLE:
+        raise Conflict(f"Only a confirmed or partially delivered contract can be delivered; this one is "
+                       f"{contract.status}.", {"status": [f"Is {contract.status}."]})
+    pending = in_open_notes(session, contract.id)
+    room = {line.line_no: deliverable(line.quantity, line.delivered, pending.get(line.line_no, Decimal(0)))
+            for line in contract.lines}
+    by_no = {line.line_no: line for line in contract.lines}
+    taken: list[tuple[int, Decimal]] = []
+    if lines is None:
+        taken = [(no, qty) for no, qty in room.items() if qty > 0]
+        if not taken:
+            raise Conflict("Everything on this contract has been delivered or is on an open delivery note.",
+                           {"lines": ["Nothing left to deliver."]})
+    else:
+        errors = {}
+        for i, wanted in enumerate(lines):
+            candidates = [(l.line_no, room[l.line_no]) for l in contract.lines
+                          if l.product_code == wanted["product_code"]]
+            if not candidates:
+                errors[f"lines.{i}.product_code"] = [f"{wanted['product_code']} is not on this contract."]
+                continue
+            parts, left = allocate(wanted["quantity"], candidates)
+            if left > 0:
+                can = sum((qty for _, qty in candidates), Decimal(0))
+                errors[f"lines.{i}.quantity"] = [
+                    f"At most {qty_str(can)} of {wanted['product_code']} can still be delivered "
+                    "(contracted minus delivered minus open delivery notes)."]
+                continue
+            for no, qty in parts:
+                room[no] -= qty
+                taken.append((no, qty))
+        if errors:
+            raise ValidationFailed("Some lines ask for more than the contract still owes.", errors)
+    merged: dict[int, Decimal] = {}
+    for no, qty in taken:
+        merged[no] = merged.get(no, Decimal(0)) + qty
+    note = DeliveryNote(
+        id=str(uuid.uuid4()), number=next_number(session, "DN", utcnow().year), contract_id=contract.id,
+        status="open", ship_date=ship_date, created_by=created_by, created_at=utcnow(),
+        address=address if address is not None else (contract.customer_snapshot or {}).get("address"),
+        lines=[DeliveryLine(line_no=no, product_code=by_no[no].product_code, name=by_no[no].name,
+                            unit=by_no[no].unit, quantity=qty) for no, qty in sorted(merged.items())])
+    session.add(note)
+    session.flush()
+    settings = load_settings(session)
+    event = emit(session, SOURCE, "delivery.created", note_payload(session, note, contract, settings),
+                 correlation_id=contract.id)
+    add_timeline(session, contract.id, event.id, "delivery.created",
+                 f"Delivery note {note.number} created ({_lines_text(note)})", note.created_at)
+    return note
+
+
+def ship(session: Session, contract: Contract, note: DeliveryNote) -> None:
+    """open → shipped: the lines count as delivered and the contract moves; inventory takes the goods out."""
+    if note.status != "open":
+        raise Conflict(f"Delivery note {note.number} has already shipped.", {"status": [f"Is {note.status}."]})
+    if contract.status not in DELIVERABLE:
+        raise Conflict(f"The contract is {contract.status}; its goods cannot ship.",
+                       {"status": [f"Contract is {contract.status}."]})
+    now = utcnow()
+    first = all(line.delivered <= 0 for line in contract.lines)
+    by_no = {line.line_no: line for line in contract.lines}
+    for line in note.lines:
+        by_no[line.line_no].delivered += line.quantity
+    note.status = "shipped"
+    note.shipped_at = now
+    if note.ship_date is None:
+        note.ship_date = now.date()
+    target = rules.delivery_status([(l.quantity, l.delivered) for l in contract.lines])
+    if target != contract.status:
+        rules.require_move(contract.status, target)
+        contract.status = target
+    owner = session.get(User, contract.owner_id)
+    event = emit(session, SOURCE, "delivery.shipped", {
+        "delivery_note_id": note.id, "number": note.number, "contract_id": contract.id,
+        "contract_number": contract.number, "contract_status": contract.status, "customer_id": contract.customer_id,
+        "customer_name": (contract.customer_snapshot or {}).get("name"), "owner_id": contract.owner_id,
+        "owner": _owner(owner), "shipped_at": iso(now), "ship_date": note.ship_date.isoformat(),
+        "lines": [{"line_no": l.line_no, "product_code": l.product_code, "name": l.name, "unit": l.unit,
+                   "quantity": qty_str(l.quantity)} for l in note.lines],
+    }, correlation_id=contract.id)
+    add_timeline(session, contract.id, event.id, "delivery.shipped",
+                 f"Delivery note {note.number} shipped ({_lines_text(note)}); contract {contract.status}", now)
+    if first:
+        date_delivery_installments(session, contract, now.date())
+
+
+def note_payload(session: Session, note: DeliveryNote, contract: Contract, settings: dict) -> dict:
+    """What documents (the 发货单 PDF) and notifications (the warehouse) need without calling back."""
+    customer = contract.customer_snapshot or {}
+    owner = session.get(User, contract.owner_id)
+    return {
+        "delivery_note_id": note.id, "number": note.number, "contract_id": contract.id,
+        "contract_number": contract.number, "customer_id": contract.customer_id, "customer": customer,
+        "customer_name": customer.get("name"), "address": note.address,
+        "ship_date": note.ship_date.isoformat() if note.ship_date else None,
+        "delivery_date": contract.delivery_date.isoformat() if contract.delivery_date else None,
+        "lines": [{"line_no": l.line_no, "product_code": l.product_code, "name": l.name, "unit": l.unit,
+                   "quantity": qty_str(l.quantity)} for l in note.lines],
+        "language": customer.get("language") or "zh-CN", "company": settings["company"],
+        "company_language": settings["company"]["language"], "currency": contract.currency,
+        "owner_id": contract.owner_id, "owner": _owner(owner), "created_at": iso(note.created_at),
+    }
+
+
+def _owner(user: User | None) -> dict | None:
+    return {"id": user.id, "username": user.username, "email": user.email} if user else None
+
+
+def _lines_text(note: DeliveryNote) -> str:
+    return ", ".join(f"{l.product_code} {qty_str(l.quantity)}" for l in note.lines)

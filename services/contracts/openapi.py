@@ -1,0 +1,228 @@
+"""The gateway's OpenAPI document: every operation of SPEC §3 (and the additions) as data, with its schemas.
+
+Proxied resources are described with the schemas of the service that owns them, so the document is generated
+from the same marshmallow classes that load and dump the payloads.
+"""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from crmkit.web.openapi import Op, Reply, build_spec
+
+TITLE = "Sales-contract CRM"
+PREFIX = "/api/v1"
+DESCRIPTION = ("Money is a decimal string (\"1234.50\"); dates are YYYY-MM-DD, times ISO 8601 in UTC. Lists take "
+               "?limit=&offset= and return {items, total}. Errors are {\"error\": {code, message, fields?}}. "
+               "A salesperson sees only their own customers' records (anything else answers 404).")
+PDF_ERRORS = (400, 401, 403, 404, 409, 422, 503)  # 503: the documents service could not be reached
+
+
+class SendDoc(Schema):
+    """POST /contracts/{id}/send (the view's loader also takes one address as a plain string)."""
+    to = fields.List(fields.Email(), validate=validate.Length(min=1, max=20))
+    cc = fields.List(fields.Email(), validate=validate.Length(max=20))
+    subject = fields.String(validate=validate.Length(min=1, max=200))
+    message = fields.String(allow_none=True, validate=validate.Length(max=5000))
+
+
+class EmailQueuedOut(Schema):
+    email_id = fields.String(required=True)
+
+
+class RenderingOut(Schema):
+    """202 while the PDF is still being rendered: ask again after Retry-After seconds."""
+    status = fields.String(required=True, validate=validate.OneOf(["rendering"]))
+    kind = fields.String()
+    owner_id = fields.String()
+    retry_after = fields.Integer()
+    message = fields.String()
+
+
+class FailedRunOut(Schema):
+    schedule_id = fields.String()
+    run_on = fields.Date(allow_none=True)
+    error = fields.String()
+
+
+class OverdueOut(Schema):
+    id = fields.String()
+    contract_id = fields.String()
+    seq = fields.Integer()
+
+
+class SchedulerReportOut(Schema):
+    as_of = fields.Date(required=True)
+    generated = fields.List(fields.Raw(), required=True)
+    failed = fields.List(fields.Nested(FailedRunOut), required=True)
+    overdue = fields.List(fields.Nested(OverdueOut), required=True)
+    deferred = fields.List(fields.String(), required=True)
+
+
+class HealthOut(Schema):
+    status = fields.String(required=True)
+    service = fields.String()
+
+
+class ReadyOut(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ready", "not_ready"]))
+    service = fields.String()
+    checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+def _pdf(path: str, summary: str, tag: str) -> Op:
+    return Op("GET", path, summary, tag, response={"type": "string", "format": "binary"},
+              content_type="application/pdf", errors=PDF_ERRORS,
+              extra_statuses={202: Reply("Still being rendered; ask again after Retry-After seconds", RenderingOut,
+                                         headers={"Retry-After": {"type": "integer"}})})
+
+
+def operations() -> list[Op]:
+    from services.contracts import fulfilment_schemas as fs
+    from services.contracts import schemas as cs
+    from services.contracts.views.dead_letters import DeadLetterOut
+    from services.documents import schemas as ds
+    from services.inventory import schemas as inv
+    from services.notifications import schemas as ns
+    from services.notifications.rules import DEPARTMENTS as INBOXES
+    from services.quotes import schemas as qs
+
+    department = {"type": "string", "enum": list(INBOXES)}
+    contract_out = cs.ContractOut
+    ops = [
+        # --- accounts and settings --------------------------------------------------------------------------
+        Op("POST", "/auth/token", "A bearer token for a username and password", "accounts", body=cs.TokenIn,
+           response=cs.TokenOut, public=True, errors=(400, 401, 422, 429)),
+        Op("POST", "/users", "Create a user (admin)", "accounts", body=cs.UserIn, response=cs.UserOut, status=201,
+           idempotent=True),
+        Op("GET", "/users", "List users (admin, manager)", "accounts", response=cs.UserOut, paged=True),
+        Op("GET", "/users/me", "The caller", "accounts", response=cs.UserOut),
+        Op("GET", "/settings", "Company, shortage policy and defaults", "settings", response=cs.SettingsSchema),
+        Op("PUT", "/settings", "Replace the settings (admin)", "settings", body=cs.SettingsSchema,
+           response=cs.SettingsSchema),
+        # --- customers --------------------------------------------------------------------------------------
+        Op("POST", "/customers", "Create a customer (owned by the salesperson creating it)", "customers",
+           body=cs.CustomerIn, response=cs.CustomerOut, status=201, idempotent=True),
+        Op("GET", "/customers", "List the customers the caller sees", "customers", response=cs.CustomerOut,
+           paged=True),
+        Op("GET", "/customers/<customer_id>", "One customer", "customers", response=cs.CustomerOut),
+        Op("PATCH", "/customers/<customer_id>", "Change a customer", "customers", body=cs.CustomerIn(partial=True),
+           response=cs.CustomerOut),
+        # --- products (inventory) ---------------------------------------------------------------------------
+        Op("POST", "/products", "Add a product to the catalogue (admin, manager)", "products", body=inv.ProductIn,
+           response=inv.ProductOut, status=201, idempotent=True),
+        Op("GET", "/products", "The catalogue with stock", "products", response=inv.ProductOut, paged=True,
+           query=inv.ProductQuery),
+        Op("GET", "/products/<code>", "One product with its stock", "products", response=inv.ProductOut),
+        Op("POST", "/products/<code>/stock", "Goods received or adjusted (admin, manager)", "products",
+           body=inv.StockIn, response=inv.ProductOut),
+        # --- quotes -----------------------------------------------------------------------------------------
+        Op("POST", "/quotes", "Create a quote", "quotes", body=qs.QuoteIn, response=qs.QuoteOut, status=201,
+           idempotent=True, errors=(400, 401, 403, 404, 409, 422, 503)),
+        Op("GET", "/quotes", "List quotes", "quotes", response=qs.QuoteOut, paged=True, query=qs.QuoteQuery),
+        Op("GET", "/quotes/<quote_id>", "One quote", "quotes", response=qs.QuoteOut),
+        Op("PATCH", "/quotes/<quote_id>", "Change a draft quote", "quotes", body=qs.QuotePatch,
+           response=qs.QuoteOut, errors=(400, 401, 403, 404, 409, 422, 503)),
+        Op("POST", "/quotes/<quote_id>/send", "Send the quote (emails its PDF)", "quotes", response=qs.QuoteOut),
+        Op("POST", "/quotes/<quote_id>/accept", "The customer accepted", "quotes", response=qs.QuoteOut),
+        Op("POST", "/quotes/<quote_id>/reject", "The customer rejected", "quotes", response=qs.QuoteOut),
+        Op("POST", "/quotes/<quote_id>/contract", "Make the contract from an accepted quote (again: the same one)",
+           "contracts", response=contract_out, status=201, idempotent=True,
+           extra_statuses={200: Reply("The contract made from this quote before", contract_out)}),
+        _pdf("/quotes/<quote_id>/pdf", "The quote's PDF", "quotes"),
+        # --- contracts --------------------------------------------------------------------------------------
+        Op("POST", "/contracts", "Create a contract from a quote or from lines", "contracts", body=cs.ContractIn,
+           response=contract_out, status=201, idempotent=True, errors=(400, 401, 403, 404, 409, 422, 503),
+           extra_statuses={200: Reply("The contract made from this quote before", contract_out)}),
+        Op("GET", "/contracts", "List contracts", "contracts", response=contract_out, paged=True,
+           query=cs.ContractQuery),
+        Op("GET", "/contracts/<contract_id>", "One contract with its live stock check", "contracts",
+           response=contract_out),
+        Op("PATCH", "/contracts/<contract_id>", "Change a draft contract (never its customer)", "contracts",
+           body=cs.ContractPatch, response=contract_out, errors=(400, 401, 403, 404, 409, 422, 503)),
+        Op("POST", "/contracts/<contract_id>/confirm", "Confirm: reserve stock, render, email, notify",
+           "contracts", response=contract_out),
+        Op("POST", "/contracts/<contract_id>/cancel", "Cancel: release the stock", "contracts",
+           response=contract_out),
+        Op("GET", "/contracts/<contract_id>/timeline", "Every event that touched the contract", "contracts",
+           response=cs.TimelineOut, paged=True),
+        _pdf("/contracts/<contract_id>/pdf", "The contract's PDF", "contracts"),
+        Op("POST", "/contracts/<contract_id>/send", "Email the contract's PDF", "contracts", body=SendDoc,
+           body_required=False, response=EmailQueuedOut, status=202, idempotent=True,
+           errors=(400, 401, 403, 404, 409, 422, 429)),
+        # --- emails (notifications) -------------------------------------------------------------------------
+        Op("GET", "/emails", "Emails of the caller's contracts and quotes", "emails", response=ns.EmailOut,
+           paged=True, query=ns.EmailQuery),
+        Op("GET", "/emails/<email_id>", "One email: queued, sent or failed", "emails", response=ns.EmailOut),
+        # --- delivery notes ---------------------------------------------------------------------------------
+        Op("POST", "/contracts/<contract_id>/delivery-notes", "A delivery note (no lines: all not yet delivered)",
+           "deliveries", body=fs.DeliveryNoteIn, body_required=False, response=fs.DeliveryNoteOut, status=201,
+           idempotent=True),
+        Op("GET", "/contracts/<contract_id>/delivery-notes", "The contract's delivery notes", "deliveries",
+           response=fs.DeliveryNoteOut, paged=True),
+        Op("GET", "/delivery-notes/<note_id>", "One delivery note", "deliveries", response=fs.DeliveryNoteOut),
+        Op("POST", "/delivery-notes/<note_id>/ship", "Ship: the goods leave the warehouse", "deliveries",
+           response=fs.DeliveryNoteOut),
+        _pdf("/delivery-notes/<note_id>/pdf", "The delivery note's PDF", "deliveries"),
+        # --- receivables ------------------------------------------------------------------------------------
+        Op("POST", "/contracts/<contract_id>/receivables-plan",
+           "The receivables plan (no body: the settings' default installments)", "receivables", body=fs.PlanIn,
+           body_required=False, response=fs.ReceivableOut, paged=True, status=201, idempotent=True),
+        Op("GET", "/contracts/<contract_id>/receivables", "The contract's installments", "receivables",
+           response=fs.ReceivableOut, paged=True),
+        Op("GET", "/receivables", "Installments across contracts", "receivables", response=fs.ReceivableOut,
+           paged=True, query=fs.ReceivableQuery),
+        Op("GET", "/receivables/<receivable_id>", "One installment with its payments", "receivables",
+           response=fs.ReceivableOut),
+        Op("POST", "/receivables/<receivable_id>/payments", "Record a payment", "receivables", body=fs.PaymentIn,
+           response=fs.ReceivableOut, status=201, idempotent=True),
+        # --- recurring contracts ----------------------------------------------------------------------------
+        Op("POST", "/recurring-contracts", "A schedule that repeats a contract", "recurring", body=fs.RecurringIn,
+           response=fs.RecurringOut, status=201, idempotent=True),
+        Op("GET", "/recurring-contracts", "List schedules", "recurring", response=fs.RecurringOut, paged=True,
+           query=fs.RecurringQuery),
+        Op("GET", "/recurring-contracts/<schedule_id>", "One schedule with its runs", "recurring",
+           response=fs.RecurringOut),
+        Op("POST", "/recurring-contracts/<schedule_id>/pause", "Pause a schedule", "recurring",
+           response=fs.RecurringOut),
+        Op("POST", "/recurring-contracts/<schedule_id>/resume", "Resume a schedule", "recurring",
+           response=fs.RecurringOut),
+        # --- department inboxes (notifications) -------------------------------------------------------------
+        Op("GET", "/departments/<name>/notifications", "A department's inbox", "departments",
+           response=ns.DepartmentMessageOut, paged=True, query=ns.InboxQuery, path_params={"name": department}),
+        Op("POST", "/departments/<name>/notifications/<message_id>/ack", "Mark an inbox message read",
+           "departments", response=ns.DepartmentMessageOut, path_params={"name": department}),
+        # --- documents (managers, admins; salespeople use the /pdf routes) ----------------------------------
+        Op("GET", "/documents", "Rendered PDFs (manager, admin)", "documents", response=ds.DocumentOut,
+           paged=True, query=ds.DocumentQuery),
+        Op("GET", "/documents/latest", "The newest PDF of a record (manager, admin)", "documents",
+           response=ds.DocumentOut, query=ds.LatestQuery),
+        Op("GET", "/documents/<document_id>", "One PDF's metadata (manager, admin)", "documents",
+           response=ds.DocumentOut),
+        Op("GET", "/documents/<document_id>/content", "One PDF's bytes (manager, admin)", "documents",
+           response={"type": "string", "format": "binary"}, content_type="application/pdf",
+           errors=(400, 401, 403, 404, 409, 422, 503)),
+        # --- operators --------------------------------------------------------------------------------------
+        Op("POST", "/admin/scheduler/run", "Run due recurring contracts and overdue checks as of a date (admin)",
+           "admin", body=fs.SchedulerRunIn, body_required=False, response=SchedulerReportOut),
+        Op("GET", "/admin/dead-letters", "Dead-lettered messages (admin)", "admin",
+           response=DeadLetterOut(exclude=("headers", "body")), paged=True),
+        Op("GET", "/admin/dead-letters/<dead_letter_id>", "One dead letter with headers and body (admin)", "admin",
+           response=DeadLetterOut),
+        Op("POST", "/admin/dead-letters/<dead_letter_id>/replay", "Put a dead letter back on its queue (admin)",
+           "admin", response=DeadLetterOut, status=202),
+        # --- outside the prefix -----------------------------------------------------------------------------
+        Op("GET", "/healthz", "Alive", "health", response=HealthOut, public=True, errors=(), prefixed=False),
+        Op("GET", "/readyz", "Database and broker reachable", "health", response=ReadyOut, public=True, errors=(),
+           prefixed=False, extra_statuses={503: Reply("Not ready", ReadyOut)}),
+        Op("GET", "/metrics", "Prometheus metrics", "health", response={"type": "string"},
+           content_type="text/plain", public=True, errors=(), prefixed=False),
+        Op("GET", "/api/openapi.json", "This document", "health", response={"type": "object"}, public=True,
+           errors=(), prefixed=False),
+        Op("GET", "/api/docs", "This document as a page", "health", response={"type": "string"},
+           content_type="text/html", public=True, errors=(), prefixed=False),
+    ]
+    return ops
+
+
+def document(version: str = "1.0") -> dict:
+    return build_spec(TITLE, version, PREFIX, operations(), DESCRIPTION, home="services.contracts")

@@ -1,0 +1,127 @@
+"""Recurring schedules in the caller's transaction: create, pause, resume, and generate one period's contract."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from sqlalchemy.orm import Session
+
+from crmkit.errors import Conflict, ValidationFailed
+from crmkit.messaging.outbox import emit
+from crmkit.money import money_str
+from crmkit.timeutil import utcnow
+from services.contracts import lifecycle, schedule
+from services.contracts.fulfilment_models import RecurringRun, RecurringSchedule
+from services.contracts.models import Contract, ContractLine, Customer, User
+
+ZERO_DAYS = timedelta(0)
+
+
+def create(session: Session, source: Contract, data: dict, created_by: str) -> RecurringSchedule:
+    if source.status == "cancelled":
+        raise ValidationFailed("A cancelled contract cannot be repeated.",
+                               {"source_contract_id": ["The contract is cancelled."]})
+    row = RecurringSchedule(
+        id=str(uuid.uuid4()), source_contract_id=source.id, customer_id=source.customer_id, owner_id=source.owner_id,
+        interval=data["interval"], every=data["every"], start_date=data["start_date"], end_date=data["end_date"],
+        auto_confirm=data["auto_confirm"], send_to_customer=data["send_to_customer"], status="active",
+        created_by=created_by, created_at=utcnow(), runs=[])
+    advance(row, None)
+    session.add(row)
+    session.flush()
+    lifecycle.add_timeline(session, source.id, f"recurring:{row.id}", "recurring.scheduled",
+                           f"Repeats {_cycle(row)} from {row.start_date.isoformat()}"
+                           + (f" to {row.end_date.isoformat()}" if row.end_date else ""), row.created_at)
+    return row
+
+
+def pause(row: RecurringSchedule, today: date) -> None:
+    if row.status == "ended":
+        raise Conflict("The schedule has ended.", {"status": ["Is ended."]})
+    if row.status == "active":
+        row.status, row.paused_on = "paused", today
+
+
+def resume(row: RecurringSchedule, today: date) -> None:
+    """paused → active; periods dated while it was paused are skipped, not generated late."""
+    if row.status == "ended":
+        raise Conflict("The schedule has ended.", {"status": ["Is ended."]})
+    if row.status != "paused":
+        return
+    row.status, row.paused_on, paused_on = "active", None, row.paused_on
+    if row.next_run_on is not None and paused_on is not None and paused_on <= row.next_run_on < today:
+        advance(row, today - timedelta(days=1))
+
+
+def advance(row: RecurringSchedule, after: date | None) -> None:
+    """Point the schedule at its first run after `after` (the first of all when None), or end it."""
+    row.next_run_on = schedule.next_run_after(row.start_date, row.interval, row.every, row.end_date, after)
+    row.next_due_on = schedule.due_on(row.next_run_on, row.interval, row.start_date) if row.next_run_on else None
+    if row.next_run_on is None:
+        row.status = "ended"
+
+
+def generate(session: Session, row: RecurringSchedule, run_on: date) -> Contract:
+    """The period's contract, a copy of the source's lines and prices, and the run row that makes it unique."""
+    source = session.get(Contract, row.source_contract_id)
+    customer = session.get(Customer, source.customer_id)
+    if customer is None:
+        raise LookupError(f"the customer {source.customer_id} of the source contract is gone")
+    lines = [ContractLine(line_no=l.line_no, product_code=l.product_code, name=l.name, unit=l.unit,
+                          quantity=l.quantity, unit_price=l.unit_price, discount=l.discount, tax_rate=l.tax_rate,
+                          amount=l.amount, tax_amount=l.tax_amount) for l in source.lines]
+    contract = lifecycle.create(
+        session, customer=customer, lines=lines, created_by=row.created_by, delivery_date=_delivery(source, run_on),
+        payment_terms=source.payment_terms, notify_departments=source.notify_departments,
+        send_to_customer=row.send_to_customer, recurring_id=row.id, currency=source.currency)
+    session.add(RecurringRun(schedule_id=row.id, run_on=run_on, contract_id=contract.id, created_at=utcnow()))
+    session.flush()  # a concurrent scheduler that generated this period already fails here, before any more work
+    if row.auto_confirm:
+        lifecycle.confirm(session, contract, customer, session.get(User, contract.owner_id))
+    advance(row, run_on)
+    row.last_error = row.failed_run_on = None
+    event = emit(session, lifecycle.SOURCE, "recurring.generated", {
+        "schedule_id": row.id, "run_on": run_on.isoformat(), "contract_id": contract.id, "number": contract.number,
+        "source_contract_id": source.id, "customer_id": customer.id, "customer_name": customer.name,
+        "total": money_str(contract.total), "confirmed": row.auto_confirm, "owner_id": contract.owner_id,
+        "next_run_on": row.next_run_on.isoformat() if row.next_run_on else None}, correlation_id=contract.id)
+    lifecycle.add_timeline(session, contract.id, event.id, "recurring.generated",
+                           f"Generated for the period of {run_on.isoformat()} from contract {source.number}")
+    lifecycle.add_timeline(session, source.id, event.id, "recurring.generated",
+                           f"Contract {contract.number} generated for {run_on.isoformat()}")
+    return contract
+
+
+def report_failure(session: Session, row: RecurringSchedule, run_on: date, error: str) -> bool:
+    """Keep the schedule active (the next run retries); tell the salesperson once per failing period."""
+    row.last_error = error[:2000]
+    if row.failed_run_on == run_on:
+        return False
+    row.failed_run_on = run_on
+    owner = session.get(User, row.owner_id)
+    source = session.get(Contract, row.source_contract_id)
+    event = emit(session, lifecycle.SOURCE, "recurring.failed", {
+        "schedule_id": row.id, "run_on": run_on.isoformat(), "source_contract_id": row.source_contract_id,
+        "contract_id": row.source_contract_id, "contract_number": source.number if source else None,
+        "source_number": source.number if source else None, "customer_id": row.customer_id,
+        "customer_name": (source.customer_snapshot or {}).get("name") if source else None,
+        "error": row.last_error, "owner_id": row.owner_id,
+        "owner": {"id": owner.id, "username": owner.username, "email": owner.email} if owner else None,
+    }, correlation_id=row.source_contract_id)
+    if source is not None:
+        lifecycle.add_timeline(session, source.id, event.id, "recurring.failed",
+                               f"The contract for {run_on.isoformat()} could not be generated: {error}"[:500])
+    return True
+
+
+def _delivery(source: Contract, run_on: date) -> date | None:
+    """Keep the source's lead time: delivery as many days after the period as it was after the source's creation."""
+    if source.delivery_date is None or source.created_at is None:
+        return None
+    lead = source.delivery_date - source.created_at.date()
+    return run_on + max(lead, ZERO_DAYS)
+
+
+def _cycle(row: RecurringSchedule) -> str:
+    unit = {"weekly": "week", "monthly": "month", "quarterly": "quarter", "yearly": "year"}[row.interval]
+    return f"every {unit}" if row.every == 1 else f"every {row.every} {unit}s"
