@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from crmkit import migrations
 from crmkit.db import Database
 from crmkit.messaging.consumer import Worker
 from crmkit.messaging.outbox import Relay
@@ -37,7 +38,7 @@ def setup_logging():
 
 def open_database(spec: ServiceSpec, settings: Settings) -> Database:
     db = Database(settings.database_url, settings.db_schema, tables=KIT_TABLES + spec.tables)
-    db.create_all()
+    migrations.upgrade(spec, settings, db)  # every web and worker process; a lock lets one do the work
     if spec.on_start:
         spec.on_start(settings, db)
     return db

@@ -222,8 +222,10 @@ def test_a_salesperson_cannot_reach_another_salespersons_customer_or_contract(se
     theirs = alice.customer(name="Alice's customer")
     contract = alice.contract(theirs["id"], [("BOLT-M8", 1)])
     cid, kid = contract["id"], theirs["id"]
-    for response in (bob.get(f"/api/v1/customers/{kid}"), bob.patch(f"/api/v1/customers/{kid}", json={"name": "x"}),
-                     bob.get(f"/api/v1/contracts/{cid}"), bob.patch(f"/api/v1/contracts/{cid}", json={"lines": [line()]}),
+    for response in (bob.get(f"/api/v1/customers/{kid}"),
+                     bob.patch(f"/api/v1/customers/{kid}", json={"name": "x"}),
+                     bob.get(f"/api/v1/contracts/{cid}"),
+                     bob.patch(f"/api/v1/contracts/{cid}", json={"lines": [line()]}),
                      bob.post(f"/api/v1/contracts/{cid}/confirm"), bob.post(f"/api/v1/contracts/{cid}/cancel"),
                      bob.get(f"/api/v1/contracts/{cid}/timeline")):
         assert_error(response, 404)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 
 import pytest
 from kombu import Connection, Producer, Queue, binding
@@ -17,7 +16,7 @@ from crmkit.models import KIT_TABLES, InboxMessage, OutboxMessage, Sequence
 from crmkit.numbering import next_value
 from crmkit.settings import Settings
 from sqlalchemy import func, select
-from support.infra import wait_for
+from support.infra import drop_vhost, make_vhost, wait_for
 from support.tcpproxy import TcpProxy
 
 TYPES = ("test.poison", "test.good", "test.flaky")
@@ -29,6 +28,25 @@ def settings_for(tmp_path, amqp_url) -> Settings:
     return Settings.from_env("inventory", {"AMQP_URL": amqp_url, "CRM_VAR_DIR": str(tmp_path),
                                            "CRM_SECRET_KEY": "test", "CRM_WORKER_THREADS": "2",
                                            "CRM_RELAY_INTERVAL": "0.02"})
+
+
+@pytest.fixture(scope="module")
+def module_vhost():
+    """One vhost for the module (rabbitmqctl is slow); each test starts from purged queues."""
+    url, vhost = make_vhost()
+    yield url
+    drop_vhost(vhost)
+
+
+@pytest.fixture
+def amqp_url(module_vhost):
+    with Connection(module_vhost) as conn:
+        channel = conn.default_channel
+        topology.declare_all(channel)
+        for queue in (WORK, topology.DEAD_QUEUE):
+            queue(channel).declare()
+            queue(channel).purge()
+    return module_vhost
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import psycopg
-import pytest
 from sqlalchemy import func, select
 
 from crmkit.db import Database
@@ -18,7 +17,6 @@ from crmkit.settings import Settings
 from services.inventory.handlers import HANDLERS
 from services.inventory.models import TABLES, Product, Reservation, StockMove
 
-pytestmark = pytest.mark.e2e  # needs the machine's PostgreSQL
 
 
 def confirmed(contract_no: int, envelope_id: str | None = None) -> Envelope:
