@@ -20,14 +20,15 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# fonts-droid-fallback: the PDF renderer's font (/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf)
-# poppler-utils: pdftotext/pdfinfo, to check PDFs from inside the container
+# The Makefile's DEBIAN_PACKAGES: the PDF renderer's CJK fonts (fonts-wqy-microhei first,
+# /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf as a fallback), poppler-utils for pdftotext.
 RUN set -eux; \
-    pkgs="fonts-droid-fallback poppler-utils"; \
+    pkgs="fonts-wqy-microhei fonts-droid-fallback poppler-utils"; \
     if ! command -v python3 >/dev/null 2>&1; then pkgs="$pkgs python3 python3-venv"; fi; \
     apt-get update; \
     apt-get install -y --no-install-recommends $pkgs; \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb; \
+    test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; \
     test -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf; \
     python3 -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version'
 
@@ -38,7 +39,12 @@ COPY build/wheels/ /tmp/wheels/
 RUN set -eux; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels -r /tmp/requirements.txt; \
-    /opt/venv/bin/python -c 'import flask, gunicorn, kombu, pika, sqlalchemy, psycopg2, reportlab, aiosmtpd'
+    /opt/venv/bin/pip check
+
+# The source tree without the wheelhouse (.dockerignore keeps only build/wheels of build/).
+FROM base AS src
+COPY . /src
+RUN rm -rf /src/build
 
 FROM base
 COPY --from=deps /opt/venv /opt/venv
@@ -50,7 +56,7 @@ RUN set -eux; \
     mkdir -p /app/var /data/documents /data/mail; \
     chown crm:crm /app/var /data/documents /data/mail
 WORKDIR /app
-COPY . /app
+COPY --from=src /src/ /app/
 USER crm
 EXPOSE 8000 8001 8002 8003 8004
 CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "services.contracts.app:create_app()"]

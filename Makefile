@@ -56,9 +56,9 @@ fuzz: install
 chaos: install
 	$(PY) -m bench.chaos
 
+# Builds the images with podman (deploy/local-images.sh), runs the seed flow and a scaled worker in containers.
 compose-test: install
-	bash deploy/local-images.sh
-	$(PY) deploy/compose_test.py
+	$(PY) deploy/compose_test.py --build
 
 clean:
 	rm -rf var/ .pytest_cache

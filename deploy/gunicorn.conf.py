@@ -22,7 +22,7 @@ DEFAULT_PORTS = {
 
 def _service_from_argv(argv):
     for arg in argv:
-        m = re.search(r"services\.(\w+)\.app", arg)
+        m = re.search(r"services\.(\w+)[.:]", arg)
         if m:
             return m.group(1)
     return "contracts"

@@ -68,7 +68,9 @@ took "base image $BASE_IMAGE" "$t"
 
 # 4. the wheelhouse, on the host (its pip reaches PyPI with the host's CA bundle)
 t=$(stamp)
-"$PYTHON" -m pip wheel -q -r requirements.txt -w build/wheels
+# offline first: nothing to fetch when the wheelhouse already holds every pinned requirement
+"$PYTHON" -m pip wheel -q --no-index --find-links build/wheels -r requirements.txt -w build/wheels 2>/dev/null \
+    || "$PYTHON" -m pip wheel -q -r requirements.txt -w build/wheels
 took "wheelhouse build/wheels" "$t"
 
 # 5. the images (podman's layer cache makes a rebuild with no change quick)

@@ -28,4 +28,5 @@ USER rabbitmq
 EXPOSE 5672
 VOLUME /var/lib/rabbitmq
 HEALTHCHECK --interval=10s --timeout=10s --retries=12 CMD rabbitmq-diagnostics -q check_port_connectivity
-CMD ["rabbitmq-server"]
+# the script under /usr/lib, not /usr/sbin/rabbitmq-server: that wrapper sends the log to a file
+CMD ["/usr/lib/rabbitmq/bin/rabbitmq-server"]

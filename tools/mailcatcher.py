@@ -136,7 +136,7 @@ class Handler:
 
 
 def _accept_any_login(server, session, envelope, mechanism, auth_data):
-    return AuthResult(success=True)
+    return AuthResult(success=True, auth_data=auth_data)
 
 
 def make_http_handler(store: Store):
@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("CRM_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP line at INFO
 
     store = Store(args.dir)
     handler = Handler(store, args.refuse_file)
