@@ -17,7 +17,7 @@ class ProductIn(Schema):
     unit_price = Money(required=True)
     currency = fields.String(load_default="CNY", validate=validate.OneOf(["CNY", "USD", "EUR", "HKD", "JPY"]))
     tax_rate = Rate(load_default=Decimal("0.13"))
-    on_hand = Quantity(positive=False, load_default=Decimal(0))
+    # No on_hand: stock only arrives through POST /products/{code}/stock, which writes the stock ledger.
 
 
 class ProductOut(Schema):

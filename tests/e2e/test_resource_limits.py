@@ -1,4 +1,4 @@
-"""Resource limits: body size, list size, lines per contract, sends per hour, token age, password guessing, hash cost."""
+"""Resource limits: body size, list size, lines per contract, sends per hour, token age, password guesses, hashing."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from support.api import Api
 from support.infra import ADMIN_PASSWORD, EmbeddedSystem, wait_for
 
 MAX_BODY = 1024 * 1024

@@ -70,11 +70,13 @@ def get_customer(customer_id):
 @bp.patch("/<customer_id>")
 def patch_customer(customer_id):
     require_reader(caller())
-    data = load(CustomerIn(partial=True))
+    data = load(CustomerIn(), partial=True)
     with _db().session() as session:
         customer = customer_for(session, caller(), customer_id, lock=True)
         if "owner" in data:
-            owner = _owner(session, data.pop("owner")) if caller().sees_all else customer.owner
+            # Popped for everyone: a salesperson's owner is ignored, never set by the loop below.
+            requested = data.pop("owner")
+            owner = _owner(session, requested) if caller().sees_all else customer.owner
             if owner != customer.owner:
                 customer.owner = owner
                 # Open contracts follow their customer to the new salesperson.
