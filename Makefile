@@ -54,7 +54,7 @@ fuzz: install
 	$(PY) -m pytest -q tests/fuzz --fuzz-examples=$${FUZZ_EXAMPLES:-500}
 
 chaos: install
-	$(PY) -m bench.chaos
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
 
 # Builds the images with podman (deploy/local-images.sh), runs the seed flow and a scaled worker in containers.
 compose-test: install

@@ -5,8 +5,11 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
+
+from sqlalchemy.exc import OperationalError
 
 from crmkit import migrations
 from crmkit.db import Database
@@ -108,8 +111,19 @@ def run_worker(spec: ServiceSpec, argv=None):
         from prometheus_client import start_http_server
         start_http_server(args.metrics_port, addr="127.0.0.1")
     settings = Settings.from_env(spec.name)
-    process = WorkerProcess(spec, settings, relay=args.role in ("worker", "relay"),
-                            consume=args.role in ("worker", "consumer"))
+    delay = 1.0
+    while True:
+        try:
+            process = WorkerProcess(spec, settings, relay=args.role in ("worker", "relay"),
+                                    consume=args.role in ("worker", "consumer"))
+            break
+        except OperationalError as exc:
+            # PostgreSQL starting, restarting or out of connections: a worker (re)started meanwhile waits for it,
+            # as it waits for the broker, instead of exiting and leaving its queue unconsumed.
+            log.warning("%s worker: database not reachable (%s); trying again in %.0fs", spec.name,
+                        " ".join(str(exc.orig or exc).split())[:300], delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
     done = threading.Event()
 
     def _stop(*_):

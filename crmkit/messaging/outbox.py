@@ -4,9 +4,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 
 from kombu import Producer
-from sqlalchemy import select, update
+from sqlalchemy import event, select, text, update
+from sqlalchemy.exc import UnboundExecutionError
 from sqlalchemy.orm import Session
 
 from crmkit.messaging import broker, topology
@@ -17,12 +19,18 @@ from crmkit.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
+# With a wake-up on every commit that wrote outbox rows, polling is only a safety net.
+IDLE_POLL_SECONDS = 1.0
+_ANNOUNCED = "crm_outbox_announced"
+_relay_wakers: dict[tuple, weakref.WeakSet] = {}  # (database URL, schema) -> wake events of relays in this process
+
 
 def emit(session: Session, source: str, type: str, data: dict, correlation_id: str | None = None) -> Envelope:
     """Record an event in the caller's transaction; it is published only if that transaction commits."""
     envelope = Envelope(type=type, source=source, data=data, correlation_id=correlation_id)
     session.add(OutboxMessage(id=envelope.id, exchange=topology.EVENTS.name, routing_key=type,
                               body=envelope.to_json()))
+    _announce(session)
     return envelope
 
 
@@ -30,6 +38,47 @@ def emit_department(session: Session, department: str, message: dict) -> None:
     """Record a department message (SPEC §4 shape) for crm.departments, routed by department name."""
     session.add(OutboxMessage(id=message["id"], exchange=topology.DEPARTMENTS.name, routing_key=department,
                               body=dumps(message)))
+    _announce(session)
+
+
+def _outbox_key(bind) -> tuple:
+    schema = (bind.get_execution_options().get("schema_translate_map") or {}).get(None)
+    return str(bind.engine.url), schema
+
+
+def notify_channel(bind) -> str:
+    """The PostgreSQL NOTIFY channel of one service's outbox (its schema, on a shared database)."""
+    schema = _outbox_key(bind)[1]
+    return f"crm_outbox_{schema}" if schema else "crm_outbox"
+
+
+def _announce(session: Session) -> None:
+    """Wake the relays when this transaction commits: this process's directly, other processes' by NOTIFY."""
+    if session.info.get(_ANNOUNCED):
+        return
+    try:
+        bind = session.get_bind()
+    except UnboundExecutionError:
+        return
+    session.info[_ANNOUNCED] = _outbox_key(bind)
+    if bind.dialect.name == "postgresql":
+        # Transactional: delivered at commit, dropped on rollback, one per channel per transaction.
+        # No autoflush: the caller's pending rows are written when it flushes, not here.
+        with session.no_autoflush:
+            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(bind)})
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session):
+    key = session.info.pop(_ANNOUNCED, None)
+    if key is not None:
+        for wake in list(_relay_wakers.get(key, ())):
+            wake.set()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session):
+    session.info.pop(_ANNOUNCED, None)
 
 
 class BatchConfirms:
@@ -87,6 +136,9 @@ class Relay:
         self.confirm_timeout = confirm_timeout
         self.interval = settings.relay_interval
         self.stopped = threading.Event()
+        # Set by a commit that wrote outbox rows (this process) or a NOTIFY (another process, PostgreSQL).
+        self.wake = threading.Event()
+        self.listening = False
         self._conn = None
         self._producer = None
         self._confirms = None
@@ -146,14 +198,44 @@ class Relay:
             EVENTS_PUBLISHED.labels(self.settings.service).inc(len(done))
             return len(done)
 
-    def run(self):
-        backoff = 0.5
+    def _idle_wait(self) -> float:
+        """How long to sleep with nothing to publish when no wake-up comes."""
+        if self.listening or (self.db.is_sqlite and self.settings.embedded):
+            return IDLE_POLL_SECONDS  # every writer wakes us: polling only catches what slipped past
+        return self.interval  # writers in other processes we cannot hear: poll
+
+    def _listen(self):
+        """Wake on NOTIFY from other processes' commits (the web processes write outbox rows too)."""
+        import psycopg
+        dsn = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        channel = notify_channel(self.db.engine)
         while not self.stopped.is_set():
             try:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f'LISTEN "{channel}"')
+                    self.listening = True
+                    self.wake.set()  # rows written while nobody listened
+                    while not self.stopped.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            self.wake.set()
+            except Exception as exc:  # database away: the relay polls at its interval until we are back
+                log.info("relay %s: not listening for outbox notifications (%s)", self.settings.service, exc)
+            finally:
+                self.listening = False
+            self.stopped.wait(1.0)
+
+    def run(self):
+        backoff = 0.5
+        _relay_wakers.setdefault(_outbox_key(self.db.engine), weakref.WeakSet()).add(self.wake)
+        if not self.db.is_sqlite:
+            threading.Thread(target=self._listen, name=f"{self.settings.service}-relay-listen", daemon=True).start()
+        while not self.stopped.is_set():
+            try:
+                self.wake.clear()
                 count = self.publish_batch()
                 backoff = 0.5
                 if count < self.batch_size:
-                    self.stopped.wait(self.interval)
+                    self.wake.wait(self._idle_wait())
             except Exception as exc:  # broker or database away: keep the rows, try again later
                 log.warning("relay %s: publish failed (%s); retrying in %.1fs", self.settings.service, exc, backoff)
                 self._reset()
@@ -163,6 +245,7 @@ class Relay:
 
     def stop(self):
         self.stopped.set()
+        self.wake.set()
 
 
 def pending_count(db) -> int:

@@ -3,9 +3,10 @@
 Delivery happens outside any message handler, so an event is acknowledged as soon as its email row is
 committed, and a redelivered or duplicated event finds the row (unique request key) and queues nothing.
 A sender claims a due row with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so two sender threads or
-processes never hold the same email. Just before the SMTP exchange it commits `smtp_started_at`: if the
-sender dies after that, nobody can know whether the server took the message, and the email is reported
-failed to the salesperson instead of being sent a second time.
+processes never hold the same email. Once the SMTP server has accepted the recipients, just before DATA, it
+commits `smtp_started_at`: if the sender dies after that, nobody can know whether the server took the message,
+and the email is reported failed to the salesperson instead of being sent a second time. A sender that dies
+earlier (fetching the PDF, connecting, while the server refuses) sent nothing: its email is tried again.
 """
 from __future__ import annotations
 
@@ -245,9 +246,9 @@ def _deliver(settings, db, claim: Claim) -> None:
         if claim.document_id:
             claim.outgoing.attachment = fetch_pdf(settings, claim.document_id, claim.document_sha256)
         mailer.build(claim.outgoing)  # an unusable address fails here, before the SMTP exchange starts
-        if not _mark_started(db, claim):
-            return
-        refused = mailer.deliver(settings, claim.outgoing)
+        refused = mailer.deliver(settings, claim.outgoing, before_data=lambda: _start_data(db, claim))
+    except LeaseLost:
+        return  # the lease ran out and the row moved on: another attempt owns it now
     except mailer.DeliveryFailed as exc:
         _record_failure(db, claim, str(exc), exc.permanent)
         return
@@ -270,6 +271,16 @@ def fetch_pdf(settings, document_id: str, sha256: str | None) -> bytes:
     if sha256 and hashlib.sha256(reply.body).hexdigest() != sha256:
         raise mailer.DeliveryFailed("The PDF fetched does not match the sha256 it was rendered with.")
     return reply.body
+
+
+class LeaseLost(Exception):
+    """This sender's claim on the email is no longer valid: it must not send the message."""
+
+
+def _start_data(db, claim: Claim) -> None:
+    # Committed before DATA: from here on a crash means "maybe sent" (see the module docstring).
+    if not _mark_started(db, claim):
+        raise LeaseLost(claim.id)
 
 
 def _mark_started(db, claim: Claim) -> bool:

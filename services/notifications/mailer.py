@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Callable
 
 from crmkit.timeutil import utcnow
 from services.notifications.rules import address_problem, is_permanent
@@ -73,13 +74,19 @@ def build(out: Outgoing) -> EmailMessage:
     return message
 
 
-def deliver(settings, out: Outgoing) -> list[str]:
-    """Send over SMTP, or write var/outbox/<id>.eml without SMTP_HOST; returns the addresses refused."""
+def deliver(settings, out: Outgoing, before_data: Callable[[], None] | None = None) -> list[str]:
+    """Send over SMTP, or write var/outbox/<id>.eml without SMTP_HOST; returns the addresses refused.
+
+    `before_data` runs once the server has accepted the recipients, just before the message itself is sent:
+    only from then on may a crash leave it unknown whether the server took the message.
+    """
     message = build(out)
     if not settings.smtp_host:
+        if before_data is not None:
+            before_data()
         write_eml(settings.outbox_dir, out.id, message)
         return []
-    return send_smtp(settings, message, out.recipients)
+    return send_smtp(settings, message, out.recipients, before_data)
 
 
 def write_eml(directory: Path, name: str, message: EmailMessage) -> Path:
@@ -92,10 +99,23 @@ def write_eml(directory: Path, name: str, message: EmailMessage) -> Path:
     return path
 
 
-def send_smtp(settings, message: EmailMessage, recipients: list[str]) -> list[str]:
+class _SMTP(smtplib.SMTP):
+    """smtplib's client, with a hook between the last accepted RCPT and DATA (sendmail calls data() there)."""
+
+    before_data: Callable[[], None] | None = None
+
+    def data(self, msg):
+        if self.before_data is not None:
+            self.before_data()
+        return super().data(msg)
+
+
+def send_smtp(settings, message: EmailMessage, recipients: list[str],
+              before_data: Callable[[], None] | None = None) -> list[str]:
     smtp = None
     try:
-        smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT)
+        smtp = _SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT)
+        smtp.before_data = before_data
         if settings.smtp_starttls:
             smtp.starttls(context=ssl.create_default_context())
         if settings.smtp_user:

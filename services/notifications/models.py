@@ -27,7 +27,7 @@ class Email(Base):
     first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claim_token: Mapped[str | None] = mapped_column(String(36))
-    # Set (and committed) just before the SMTP exchange: a lease that expires after it means "maybe sent".
+    # Set (and committed) just before DATA: a lease that expires after it means "maybe sent".
     smtp_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     to: Mapped[list] = mapped_column(JSON, default=list)
     cc: Mapped[list] = mapped_column(JSON, default=list)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import smtplib
 import uuid
 from datetime import timedelta
 
@@ -190,6 +191,51 @@ def test_a_sender_that_died_before_smtp_is_retried(db, settings, smtp_server):
     assert emails.send_due(settings, db) == 1
     [email] = the_emails(db)
     assert (email.status, email.attempts) == ("sent", 2) and len(smtp_server.messages) == 1
+
+
+class Died(BaseException):
+    """A SIGKILL, as far as the sender can tell: nothing after it runs."""
+
+
+def test_a_sender_that_died_before_data_is_retried_not_failed(db, settings, smtp_server, monkeypatch):
+    # The chaos run's notifications kill landed here (connected, recipients sent, no DATA yet); the email was
+    # then failed as "maybe sent" although the server had taken nothing.
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+
+    def die(self, *args, **kwargs):
+        raise Died()
+
+    with monkeypatch.context() as patch:
+        patch.setattr("smtplib.SMTP.rcpt", die)
+        with pytest.raises(Died):
+            emails.send_due(settings, db)
+    [email] = the_emails(db)
+    assert email.status == "sending" and email.smtp_started_at is None
+    with db.session() as session:
+        session.execute(update(Email).values(lease_until=utcnow() - timedelta(seconds=1)))
+    emails.housekeeping(db)
+    assert emails.send_due(settings, db) == 1
+    [email] = the_emails(db)
+    assert (email.status, email.attempts) == ("sent", 2) and len(smtp_server.messages) == 1
+    assert outbox(db, "email.failed") == [] and sales_messages(db) == []
+
+
+def test_the_exchange_counts_as_started_only_once_the_recipients_are_accepted(db, settings, smtp_server,
+                                                                             monkeypatch):
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    at_rcpt = []
+    real_rcpt = smtplib.SMTP.rcpt
+
+    def rcpt(self, *args, **kwargs):
+        at_rcpt.append(the_emails(db)[0].smtp_started_at)
+        return real_rcpt(self, *args, **kwargs)
+
+    monkeypatch.setattr(smtplib.SMTP, "rcpt", rcpt)
+    assert emails.send_due(settings, db) == 1
+    [email] = the_emails(db)
+    assert at_rcpt == [None] and email.status == "sent" and email.smtp_started_at is not None
 
 
 def test_without_smtp_host_each_email_is_one_eml_file(db, tmp_path):

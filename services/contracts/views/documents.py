@@ -1,6 +1,8 @@
 """PDFs through the gateway: check the caller may see the record, then fetch its latest PDF as the system."""
 from __future__ import annotations
 
+from urllib.parse import quote as url_quote
+
 from flask import Blueprint, Response, current_app, jsonify
 
 from crmkit.errors import ApiError, Conflict, NotFound, Unavailable
@@ -39,7 +41,8 @@ def contract_pdf(contract_id):
 def quote_pdf(quote_id):
     require_reader(caller())
     # The quotes service decides who may see a quote: ask it with the caller's own token.
-    reply = ServiceClient(_settings(), "quotes", timeout=5).get(f"/api/v1/quotes/{quote_id}", token=bearer())
+    reply = ServiceClient(_settings(), "quotes", timeout=5).get(f"/api/v1/quotes/{url_quote(quote_id, safe='')}",
+                                                                 token=bearer())
     if reply.status == 404:
         raise NotFound("No such quote.")
     if reply.status in (401, 403):

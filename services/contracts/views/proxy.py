@@ -1,6 +1,8 @@
 """Routes to the services that own a resource; the caller's token travels along and is checked there too."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Blueprint, Response, current_app, request
 
 from crmkit.web.client import ServiceClient
@@ -22,8 +24,10 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 def forward(service: str, path: str | None = None) -> Response:
     headers = {k: v for k, v in request.headers.items()
                if k in ("Authorization", "Content-Type", "Idempotency-Key", "Accept")}
+    # The path arrives decoded: quoted again, an id holding "?" or "#" stays one path segment.
+    target = path or quote(request.path, safe="/:@!$&'()*+,;=~")
     reply = ServiceClient(current_app.config["CRM_SETTINGS"], service, timeout=10).request(
-        request.method, path or request.path, data=request.get_data(), params=request.args.to_dict(flat=False),
+        request.method, target, data=request.get_data(), params=request.args.to_dict(flat=False),
         headers=headers)
     response = Response(reply.body, status=reply.status)
     for key in PASSED_HEADERS:
