@@ -27,7 +27,7 @@ class Database:
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         else:
-            engine = create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+            engine = create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
         if schema:
             engine = engine.execution_options(schema_translate_map={None: schema})
         self.engine = engine

@@ -9,6 +9,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
+from crmkit.web.pagination import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+
 ERROR_SCHEMA = {
     "type": "object", "required": ["error"],
     "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
@@ -56,6 +58,7 @@ class Op:
     path_params: dict = field(default_factory=dict)  # name -> JSON schema (default: a non-empty string)
     description: str = ""
     prefixed: bool = True
+    example: object = None  # a request body as a client would send it
 
 
 def _openapi_path(path: str) -> tuple[str, list[str]]:
@@ -154,10 +157,11 @@ def build_spec(title: str, version: str, prefix: str, operations: list[Op], desc
                            if p["name"] not in PAGE_PARAMS]
         if op.paged:
             parameters += [
-                {"name": "limit", "in": "query", "required": False, "description": "Default 50, at most 200.",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                {"name": "limit", "in": "query", "required": False,
+                 "description": f"Default {DEFAULT_LIMIT}, at most {MAX_LIMIT}.",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}},
                 {"name": "offset", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 0}}]
+                 "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}}]
         if op.idempotent:
             parameters.append(dict(IDEMPOTENCY_KEY))
         operation = {"summary": op.summary, "tags": [op.tag], "operationId": _operation_id(op.method, path),
@@ -165,9 +169,10 @@ def build_spec(title: str, version: str, prefix: str, operations: list[Op], desc
         if op.description:
             operation["description"] = op.description
         if op.body is not None:
-            operation["requestBody"] = {"required": op.body_required,
-                                        "content": {"application/json": {"schema": _json_schema(converter,
-                                                                                                op.body)}}}
+            media = {"schema": _json_schema(converter, op.body)}
+            if op.example is not None:
+                media["example"] = op.example
+            operation["requestBody"] = {"required": op.body_required, "content": {"application/json": media}}
         if op.response is None:
             ok = {"description": "OK"}
         elif op.paged:

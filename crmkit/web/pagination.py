@@ -7,12 +7,13 @@ from crmkit.errors import ValidationFailed
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+MAX_OFFSET = 10**9  # beyond any list; a larger number overflows the databases' 64-bit OFFSET
 
 
 def page_args() -> tuple[int, int]:
     errors = {}
     values = {}
-    for name, default, low, high in (("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), ("offset", 0, 0, None)):
+    for name, default, low, high in (("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), ("offset", 0, 0, MAX_OFFSET)):
         raw = request.args.get(name)
         if raw is None or raw == "":
             values[name] = default

@@ -186,7 +186,7 @@ class ProcessCluster:
         from crmkit.supervise import commands, service_env
         env = service_env(self.env, self.ports)
         self.env = env
-        for label, argv in commands(web_workers=2, ports=self.ports, workers_per_service=self.workers_per_service):
+        for label, argv in commands(web_workers=1, ports=self.ports, workers_per_service=self.workers_per_service):
             self.spawn(label, argv)
         try:
             for name, port in self.ports.items():
