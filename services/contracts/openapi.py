@@ -15,6 +15,10 @@ DESCRIPTION = ("Money is a decimal string (\"1234.50\"); dates are YYYY-MM-DD, t
                "?limit=&offset= and return {items, total}. Errors are {\"error\": {code, message, fields?}}. "
                "A salesperson sees only their own customers' records (anything else answers 404).")
 PDF_ERRORS = (400, 401, 403, 404, 409, 422, 503)  # 503: the documents service could not be reached
+# Ids in the request examples (the fuzz run swaps them for records it made)
+EXAMPLE_CUSTOMER_ID = "5f0c6a4e-2b1d-4c8e-9a57-0d3f1e2a7b10"
+EXAMPLE_CONTRACT_ID = "8d1e4b2a-6c3f-4e9a-b0d7-2f5a9c1e3b40"
+EXAMPLE_PRODUCT_CODE = "BOLT-M8"
 
 
 class SendDoc(Schema):
@@ -119,7 +123,8 @@ def operations() -> list[Op]:
         # --- products (inventory) ---------------------------------------------------------------------------
         Op("POST", "/products", "Add a product to the catalogue (admin, manager)", "products", body=inv.ProductIn,
            response=inv.ProductOut, status=201, idempotent=True,
-           example={"code": "BOLT-M8", "name": "六角螺栓 M8", "unit": "件", "unit_price": "12.50", "tax_rate": "0.13"}),
+           example={"code": EXAMPLE_PRODUCT_CODE, "name": "六角螺栓 M8", "unit": "件", "unit_price": "12.50",
+                    "tax_rate": "0.13"}),
         Op("GET", "/products", "The catalogue with stock", "products", response=inv.ProductOut, paged=True,
            query=inv.ProductQuery),
         Op("GET", "/products/<code>", "One product with its stock", "products", response=inv.ProductOut),
@@ -128,8 +133,8 @@ def operations() -> list[Op]:
         # --- quotes -----------------------------------------------------------------------------------------
         Op("POST", "/quotes", "Create a quote", "quotes", body=qs.QuoteIn, response=qs.QuoteOut, status=201,
            idempotent=True, errors=(400, 401, 403, 404, 409, 422, 503),
-           example={"customer_id": "5f0c6a4e-2b1d-4c8e-9a57-0d3f1e2a7b10", "valid_until": "2026-12-31",
-                    "lines": [{"product_code": "BOLT-M8", "quantity": "40", "discount": "0.05"}],
+           example={"customer_id": EXAMPLE_CUSTOMER_ID, "valid_until": "2026-12-31",
+                    "lines": [{"product_code": EXAMPLE_PRODUCT_CODE, "quantity": "40", "discount": "0.05"}],
                     "payment_terms": "30% deposit, balance on delivery"}),
         Op("GET", "/quotes", "List quotes", "quotes", response=qs.QuoteOut, paged=True, query=qs.QuoteQuery),
         Op("GET", "/quotes/<quote_id>", "One quote", "quotes", response=qs.QuoteOut),
@@ -147,8 +152,9 @@ def operations() -> list[Op]:
         Op("POST", "/contracts", "Create a contract from a quote or from lines", "contracts", body=cs.ContractIn,
            response=contract_out, status=201, idempotent=True, errors=(400, 401, 403, 404, 409, 422, 503),
            extra_statuses={200: Reply("The contract made from this quote before", contract_out)},
-           example={"customer_id": "5f0c6a4e-2b1d-4c8e-9a57-0d3f1e2a7b10",
-                    "lines": [{"product_code": "BOLT-M8", "quantity": "4"}], "delivery_date": "2026-12-15",
+           example={"customer_id": EXAMPLE_CUSTOMER_ID,
+                    "lines": [{"product_code": EXAMPLE_PRODUCT_CODE, "quantity": "4"}],
+                    "delivery_date": "2026-12-15",
                     "notify_departments": ["warehouse"], "send_to_customer": True}),
         Op("GET", "/contracts", "List contracts", "contracts", response=contract_out, paged=True,
            query=cs.ContractQuery),
@@ -176,7 +182,7 @@ def operations() -> list[Op]:
         # --- delivery notes ---------------------------------------------------------------------------------
         Op("POST", "/contracts/<contract_id>/delivery-notes", "A delivery note (no lines: all not yet delivered)",
            "deliveries", body=fs.DeliveryNoteIn, body_required=False, response=fs.DeliveryNoteOut, status=201,
-           idempotent=True, example={"lines": [{"product_code": "BOLT-M8", "quantity": "2"}],
+           idempotent=True, example={"lines": [{"product_code": EXAMPLE_PRODUCT_CODE, "quantity": "2"}],
                                      "ship_date": "2026-12-10"}),
         Op("GET", "/contracts/<contract_id>/delivery-notes", "The contract's delivery notes", "deliveries",
            response=fs.DeliveryNoteOut, paged=True),
@@ -203,7 +209,7 @@ def operations() -> list[Op]:
         # --- recurring contracts ----------------------------------------------------------------------------
         Op("POST", "/recurring-contracts", "A schedule that repeats a contract", "recurring", body=fs.RecurringIn,
            response=fs.RecurringOut, status=201, idempotent=True,
-           example={"source_contract_id": "8d1e4b2a-6c3f-4e9a-b0d7-2f5a9c1e3b40", "interval": "monthly", "every": 1,
+           example={"source_contract_id": EXAMPLE_CONTRACT_ID, "interval": "monthly", "every": 1,
                     "start_date": "2027-01-01", "auto_confirm": False, "send_to_customer": False}),
         Op("GET", "/recurring-contracts", "List schedules", "recurring", response=fs.RecurringOut, paged=True,
            query=fs.RecurringQuery),

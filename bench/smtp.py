@@ -1,0 +1,81 @@
+"""The bench's SMTP server (aiosmtpd), in its own process: one JSON line per accepted message.
+
+    python -m bench.smtp --port 2525 --log accepted.jsonl
+
+Each line: {"at": unix time of acceptance, "numbers": document numbers found in the subject, the
+attachment names and the text parts, "subject", "rcpt", "size", "attachments"}. The load generator
+tails the file; it never polls the server.
+"""
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import json
+import re
+import signal
+import threading
+import time
+
+NUMBER = re.compile(r"\b[A-Z]{2,4}-\d{4}-\d{4,}\b")
+
+
+def numbers_in(raw: bytes) -> tuple[list[str], str, int]:
+    """(document numbers, subject, attachment count) of one raw message."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    subject = str(message.get("subject", ""))
+    texts = [subject] + [f"{k}: {v}" for k, v in message.items() if k.lower().startswith("x-")]
+    attachments = 0
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        filename = part.get_filename()
+        if filename or part.get_content_disposition() == "attachment":
+            attachments += 1
+            texts.append(filename or "")
+        elif part.get_content_maintype() == "text":
+            try:
+                texts.append(part.get_content())
+            except (LookupError, ValueError):
+                pass
+    found = list(dict.fromkeys(NUMBER.findall("\n".join(texts))))
+    return found, subject, attachments
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log", required=True)
+    args = parser.parse_args(argv)
+
+    from aiosmtpd.controller import Controller
+
+    log = open(args.log, "a", buffering=1, encoding="utf-8")
+    lock = threading.Lock()
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            at = time.time()
+            try:
+                found, subject, attachments = numbers_in(envelope.content)
+            except Exception as exc:  # a message we cannot parse is still accepted, and still logged
+                found, subject, attachments = [], f"<unparsable: {exc}>", 0
+            line = json.dumps({"at": at, "numbers": found, "subject": subject, "rcpt": list(envelope.rcpt_tos),
+                               "size": len(envelope.content), "attachments": attachments}, ensure_ascii=False)
+            with lock:
+                log.write(line + "\n")
+            return "250 Message accepted"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=args.port, data_size_limit=64 * 1024 * 1024)
+    controller.start()
+    print("ready", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    controller.stop()
+    log.close()
+
+
+if __name__ == "__main__":
+    main()
