@@ -6,6 +6,7 @@ from decimal import Decimal
 from flask import Blueprint, current_app
 from sqlalchemy import and_, func, select
 
+from crmkit import catalogue
 from crmkit.errors import NotFound
 from crmkit.service import create_web_app
 from crmkit.web.app import make_app
@@ -64,7 +65,7 @@ def _quote_for(session, who: Caller, quote_id: str, lock: bool = False) -> Quote
 
 
 def _available(quotes) -> dict | None:
-    return remote.availability(_settings(), bearer(), {line.product_code for q in quotes for line in q.lines})
+    return catalogue.availability(_settings(), bearer(), {line.product_code for q in quotes for line in q.lines})
 
 
 def dump(quote: Quote, available: dict | None) -> dict:
@@ -81,7 +82,7 @@ def dump(quote: Quote, available: dict | None) -> dict:
 
 
 def _price(lines_in: list[dict], currency: str) -> tuple[list[dict], dict]:
-    products = remote.fetch_products(_settings(), bearer(), [line["product_code"] for line in lines_in])
+    products = catalogue.fetch_products(_settings(), bearer(), [line["product_code"] for line in lines_in])
     available = {code: Decimal(p["available"]) for code, p in products.items()}
     return rules.price_lines(lines_in, products, currency), available
 

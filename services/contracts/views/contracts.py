@@ -18,7 +18,7 @@ from crmkit.web.pagination import page, page_args
 from crmkit.web.requests import load, load_args
 from services.contracts import lifecycle
 from services.contracts.access import contract_for, customer_for, own_filter, require_reader
-from services.contracts.catalogue import availability, fetch_products
+from crmkit.catalogue import availability, fetch_products
 from services.contracts.models import Contract, Customer, TimelineEntry, User
 from services.contracts.schemas import ContractIn, ContractOut, ContractPatch, ContractQuery, TimelineOut
 

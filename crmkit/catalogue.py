@@ -1,4 +1,4 @@
-"""Reads of the inventory's catalogue (names, prices, tax, availability) for lines typed by product code."""
+"""Reads of the inventory's catalogue (names, prices, tax, availability), used by the gateway and quotes."""
 from __future__ import annotations
 
 from decimal import Decimal
