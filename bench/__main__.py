@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -206,7 +207,6 @@ def main(argv=None) -> int:
         system.stop()
         smtp.stop()
         if not args.keep:
-            import shutil
             shutil.rmtree(workdir, ignore_errors=True)
 
     stem = datetime.now(timezone.utc).strftime("%Y-%m-%d") + f"-{mode}"

@@ -597,7 +597,11 @@ def check(cluster: ChaosCluster, smtp: MailServer, load: Load, admin_token: str,
     checks.append(c)
     notes["emails by status (notifications)"] = statuses
     if failed:
-        notes["emails failed"] = [f"{n} after {a} attempts: {e}" for n, e, a in failed[:20]]
+        # Each also shows above: lost if the server has no copy. One it has is a false alarm to the salesperson.
+        def fate(number):
+            return "accepted" if per_contract.get(numbers.get(number)) else "not accepted"
+        notes["emails failed"] = [f"{n} after {a} attempts ({fate(n)} by the SMTP server): {e}"
+                                  for n, e, a in failed[:20]]
 
     # Department messages: one per contract and ticked department, on the queue and in the inbox table.
     for department in departments:
@@ -677,7 +681,7 @@ def run(args) -> dict:
     smtp = MailServer(workdir)
     cluster = ChaosCluster(workdir, smtp, args.amqp_url, args.database_url, broker)
     result: dict = {"contracts": args.contracts, "clients": args.clients, "workdir": str(workdir)}
-    keep = args.keep
+    keep, keep_logs = args.keep, False
     try:
         smtp.start()
         say(f"starting every service as its own processes in {workdir}")
@@ -750,6 +754,7 @@ def run(args) -> dict:
             "problems": problems, "notes": notes, "cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg(),
         })
         keep = keep or not ok
+        keep_logs = "emails failed" in notes  # worth reading even when nothing was lost
         return result
     except BaseException:
         keep = True
@@ -766,6 +771,8 @@ def run(args) -> dict:
         if keep:
             say(f"kept: logs in {workdir}, database {cluster.pg_database}"
                 + (f", vhost {cluster.vhost}" if args.keep else ""))
+        elif keep_logs:
+            say(f"kept: logs in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 

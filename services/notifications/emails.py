@@ -19,6 +19,7 @@ from datetime import timedelta
 from urllib.parse import quote
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from crmkit.errors import Unavailable
@@ -38,6 +39,7 @@ LEASE = timedelta(seconds=180)  # well above a PDF fetch (10 s) and an SMTP exch
 BATCH = 10
 POLL_INTERVAL = 0.25  # seconds between looks for due emails when there is nothing to do
 HOUSEKEEPING_INTERVAL = 2.0
+RECORD_SENT_RETRIES = (0.5, 1, 2, 5, 10, 20, 30)  # about a minute, well inside the lease
 
 
 def _clean_addresses(values) -> list[str]:
@@ -256,7 +258,21 @@ def _deliver(settings, db, claim: Claim) -> None:
         log.exception("notifications: email %s", claim.id)
         _record_failure(db, claim, f"{type(exc).__name__}: {exc}", False)
         return
-    _record_sent(db, claim, refused)
+    _record_sent_retrying(db, claim, refused)
+
+
+def _record_sent_retrying(db, claim: Claim, refused: list[str]) -> None:
+    """The server has the message: recording that must outlast a database hiccup, or it would read "maybe sent"."""
+    for delay in RECORD_SENT_RETRIES + (None,):
+        try:
+            _record_sent(db, claim, refused)
+            return
+        except OperationalError as exc:  # database away or out of connections; within the lease, so nobody else acts
+            if delay is None:
+                raise
+            log.warning("notifications: email %s was sent; recording it failed (%s); again in %ss", claim.id,
+                        " ".join(str(exc.orig or exc).split())[:200], delay)
+            time.sleep(delay)
 
 
 def fetch_pdf(settings, document_id: str, sha256: str | None) -> bytes:

@@ -1,4 +1,5 @@
-"""Schemathesis against the gateway's own /api/openapi.json, in-process, as a salesperson.
+"""Schemathesis against the gateway's own /api/openapi.json, in-process, as a salesperson (and as an admin for
+what only admins and managers may do).
 
 Every operation of the document is fuzzed with valid and invalid input; every answer must be below 500, every
 4xx must be the JSON error shape, and every answer must match the document (status, content type, schema).
@@ -36,6 +37,7 @@ def json_error_shape(ctx, response, case):
     return True
 
 
+ADMIN_TAGS = ("accounts", "settings", "products", "admin", "documents")
 CHECKS = [not_a_server_error, json_error_shape, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
@@ -125,6 +127,14 @@ def test_api(case, sales_headers, example_ids):
     if isinstance(case.body, (dict, list)):
         case.body = _swap(case.body, example_ids)
     case.call_and_validate(headers=sales_headers, checks=CHECKS)
+
+
+@schema.include(tag=list(ADMIN_TAGS)).parametrize()
+def test_admin_api(case, fuzz_system, example_ids):
+    """What a salesperson may not do (users, settings, catalogue, operators, documents), fuzzed as an admin."""
+    if isinstance(case.body, (dict, list)):
+        case.body = _swap(case.body, example_ids)
+    case.call_and_validate(headers={"Authorization": f"Bearer {fuzz_system[0].api.token}"}, checks=CHECKS)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from crmkit.db import Database
 from crmkit.messaging.consumer import Skip
@@ -236,6 +237,27 @@ def test_the_exchange_counts_as_started_only_once_the_recipients_are_accepted(db
     assert emails.send_due(settings, db) == 1
     [email] = the_emails(db)
     assert at_rcpt == [None] and email.status == "sent" and email.smtp_started_at is not None
+
+
+def test_a_sent_email_is_recorded_sent_through_a_database_hiccup(db, settings, smtp_server, monkeypatch):
+    # Seen in the chaos run: PostgreSQL out of connections right after the server's 250 left accepted emails
+    # leased, and the lease then failed them as "may or may not have arrived".
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    real, calls = emails._record_sent, []
+
+    def flaky(*args):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise OperationalError("UPDATE notif_emails", {}, Exception("sorry, too many clients already"))
+        return real(*args)
+
+    monkeypatch.setattr(emails, "_record_sent", flaky)
+    monkeypatch.setattr(emails.time, "sleep", lambda seconds: None)
+    assert emails.send_due(settings, db) == 1
+    [email] = the_emails(db)
+    assert (email.status, email.attempts, len(calls)) == ("sent", 1, 3) and len(smtp_server.messages) == 1
+    assert len(outbox(db, "email.sent")) == 1 and outbox(db, "email.failed") == []
 
 
 def test_without_smtp_host_each_email_is_one_eml_file(db, tmp_path):
