@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from crmkit.errors import Conflict, ValidationFailed
 from crmkit.fields import qty_str
@@ -46,6 +46,12 @@ def build_lines(lines_in: list[dict], products: dict[str, dict]) -> list[Contrac
 
 
 def set_lines(contract: Contract, lines: list[ContractLine]) -> None:
+    session = object_session(contract)
+    if session is not None and contract.lines:
+        # The unit of work inserts new rows before deleting orphans: the old lines go first, or the new
+        # (contract_id, line_no) pairs collide with them.
+        contract.lines.clear()
+        session.flush()
     contract.lines = lines
     contract.subtotal, contract.tax_total, contract.total = totals((l.amount, l.tax_amount) for l in lines)
 
