@@ -7,6 +7,8 @@ Create Date: 2026-11-26 16:51:28.055089
 import sqlalchemy as sa
 from alembic import op
 
+from crmkit.kit_migration import create_kit_tables, drop_kit_tables
+
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -14,47 +16,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    create_kit_tables()
     op.create_table('company_settings',
     sa.Column('key', sa.String(length=32), nullable=False),
     sa.Column('value', sa.JSON(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key')
-    )
-    op.create_table('idempotency_keys',
-    sa.Column('user_id', sa.String(length=64), nullable=False),
-    sa.Column('key', sa.String(length=255), nullable=False),
-    sa.Column('endpoint', sa.String(length=255), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('status', sa.Integer(), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('user_id', 'key')
-    )
-    op.create_table('inbox',
-    sa.Column('consumer', sa.String(length=64), nullable=False),
-    sa.Column('message_id', sa.String(length=64), nullable=False),
-    sa.Column('type', sa.String(length=64), nullable=False),
-    sa.Column('handled_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'message_id')
-    )
-    op.create_table('outbox',
-    sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('exchange', sa.String(length=64), nullable=False),
-    sa.Column('routing_key', sa.String(length=128), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('published', sa.Boolean(), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('seq'),
-    sa.UniqueConstraint('id')
-    )
-    op.create_index('ix_outbox_unpublished', 'outbox', ['published', 'seq'])
-    op.create_table('sequences',
-    sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('name')
     )
     op.create_table('timeline',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -159,8 +126,5 @@ def downgrade() -> None:
     op.drop_table('customers')
     op.drop_table('users')
     op.drop_table('timeline')
-    op.drop_table('sequences')
-    op.drop_table('outbox')
-    op.drop_table('inbox')
-    op.drop_table('idempotency_keys')
     op.drop_table('company_settings')
+    drop_kit_tables()

@@ -7,6 +7,8 @@ Create Date: 2026-11-26 16:51:42.433565
 import sqlalchemy as sa
 from alembic import op
 
+from crmkit.kit_migration import create_kit_tables, drop_kit_tables
+
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -14,37 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('idempotency_keys',
-    sa.Column('user_id', sa.String(length=64), nullable=False),
-    sa.Column('key', sa.String(length=255), nullable=False),
-    sa.Column('endpoint', sa.String(length=255), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('status', sa.Integer(), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('user_id', 'key')
-    )
-    op.create_table('inbox',
-    sa.Column('consumer', sa.String(length=64), nullable=False),
-    sa.Column('message_id', sa.String(length=64), nullable=False),
-    sa.Column('type', sa.String(length=64), nullable=False),
-    sa.Column('handled_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'message_id')
-    )
-    op.create_table('outbox',
-    sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('exchange', sa.String(length=64), nullable=False),
-    sa.Column('routing_key', sa.String(length=128), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('published', sa.Boolean(), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('seq'),
-    sa.UniqueConstraint('id')
-    )
-    op.create_index('ix_outbox_unpublished', 'outbox', ['published', 'seq'])
+    create_kit_tables()
     op.create_table('products',
     sa.Column('code', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -56,11 +28,6 @@ def upgrade() -> None:
     sa.Column('reserved', sa.Numeric(precision=18, scale=3), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('code')
-    )
-    op.create_table('sequences',
-    sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('name')
     )
     op.create_table('supply_requests',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -109,8 +76,5 @@ def downgrade() -> None:
     op.drop_table('stock_moves')
     op.drop_table('reservations')
     op.drop_table('supply_requests')
-    op.drop_table('sequences')
     op.drop_table('products')
-    op.drop_table('outbox')
-    op.drop_table('inbox')
-    op.drop_table('idempotency_keys')
+    drop_kit_tables()

@@ -7,6 +7,8 @@ Create Date: 2026-11-26 16:52:07.559835
 import sqlalchemy as sa
 from alembic import op
 
+from crmkit.kit_migration import create_kit_tables, drop_kit_tables
+
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -14,6 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    create_kit_tables()
     op.create_table('department_messages',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('dedupe_key', sa.String(length=200), nullable=False),
@@ -33,23 +36,6 @@ def upgrade() -> None:
     )
     op.create_index('ix_department_messages_inbox', 'department_messages', ['department', 'acked_at', 'occurred_at'])
     op.create_index('ix_department_messages_recipient', 'department_messages', ['department', 'recipient_id', 'occurred_at'])
-    op.create_table('idempotency_keys',
-    sa.Column('user_id', sa.String(length=64), nullable=False),
-    sa.Column('key', sa.String(length=255), nullable=False),
-    sa.Column('endpoint', sa.String(length=255), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('status', sa.Integer(), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('user_id', 'key')
-    )
-    op.create_table('inbox',
-    sa.Column('consumer', sa.String(length=64), nullable=False),
-    sa.Column('message_id', sa.String(length=64), nullable=False),
-    sa.Column('type', sa.String(length=64), nullable=False),
-    sa.Column('handled_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'message_id')
-    )
     op.create_table('notif_documents',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
@@ -97,32 +83,10 @@ def upgrade() -> None:
     op.create_index('ix_notif_emails_contract', 'notif_emails', ['contract_id', 'created_at'])
     op.create_index('ix_notif_emails_due', 'notif_emails', ['status', 'next_attempt_at'])
     op.create_index('ix_notif_emails_waiting', 'notif_emails', ['document_owner_id', 'status'])
-    op.create_table('outbox',
-    sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('exchange', sa.String(length=64), nullable=False),
-    sa.Column('routing_key', sa.String(length=128), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('published', sa.Boolean(), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('seq'),
-    sa.UniqueConstraint('id')
-    )
-    op.create_index('ix_outbox_unpublished', 'outbox', ['published', 'seq'])
-    op.create_table('sequences',
-    sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('name')
-    )
 
 
 def downgrade() -> None:
-    op.drop_table('sequences')
-    op.drop_table('outbox')
     op.drop_table('notif_emails')
     op.drop_table('notif_documents')
-    op.drop_table('inbox')
-    op.drop_table('idempotency_keys')
     op.drop_table('department_messages')
+    drop_kit_tables()

@@ -7,6 +7,8 @@ Create Date: 2026-11-26 16:51:34.699936
 import sqlalchemy as sa
 from alembic import op
 
+from crmkit.kit_migration import create_kit_tables, drop_kit_tables
+
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -14,37 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('idempotency_keys',
-    sa.Column('user_id', sa.String(length=64), nullable=False),
-    sa.Column('key', sa.String(length=255), nullable=False),
-    sa.Column('endpoint', sa.String(length=255), nullable=False),
-    sa.Column('request_hash', sa.String(length=64), nullable=False),
-    sa.Column('status', sa.Integer(), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('user_id', 'key')
-    )
-    op.create_table('inbox',
-    sa.Column('consumer', sa.String(length=64), nullable=False),
-    sa.Column('message_id', sa.String(length=64), nullable=False),
-    sa.Column('type', sa.String(length=64), nullable=False),
-    sa.Column('handled_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'message_id')
-    )
-    op.create_table('outbox',
-    sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('exchange', sa.String(length=64), nullable=False),
-    sa.Column('routing_key', sa.String(length=128), nullable=False),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('published', sa.Boolean(), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('seq'),
-    sa.UniqueConstraint('id')
-    )
-    op.create_index('ix_outbox_unpublished', 'outbox', ['published', 'seq'])
+    create_kit_tables()
     op.create_table('quotes',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('number', sa.String(length=32), nullable=False),
@@ -75,11 +47,6 @@ def upgrade() -> None:
     op.create_index('ix_quotes_customer', 'quotes', ['customer_id', 'created_at'])
     op.create_index('ix_quotes_owner', 'quotes', ['owner_id', 'created_at'])
     op.create_index('ix_quotes_status', 'quotes', ['status', 'valid_until'])
-    op.create_table('sequences',
-    sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('name')
-    )
     op.create_table('quote_lines',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('quote_id', sa.String(length=36), nullable=False),
@@ -101,8 +68,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('quote_lines')
-    op.drop_table('sequences')
     op.drop_table('quotes')
-    op.drop_table('outbox')
-    op.drop_table('inbox')
-    op.drop_table('idempotency_keys')
+    drop_kit_tables()
