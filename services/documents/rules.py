@@ -7,7 +7,6 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
 from crmkit.money import amount_in_words
-from services.documents.render import KINDS
 
 # kind -> (Chinese title, English title) used in file names
 TITLES = {
