@@ -28,16 +28,18 @@ _relay_wakers: dict[tuple, weakref.WeakSet] = {}  # (database URL, schema) -> wa
 def emit(session: Session, source: str, type: str, data: dict, correlation_id: str | None = None) -> Envelope:
     """Record an event in the caller's transaction; it is published only if that transaction commits."""
     envelope = Envelope(type=type, source=source, data=data, correlation_id=correlation_id)
-    session.add(OutboxMessage(id=envelope.id, exchange=topology.EVENTS.name, routing_key=type,
-                              body=envelope.to_json()))
-    _announce(session)
+    enqueue(session, topology.EVENTS.name, type, envelope.to_json(), envelope.id)
     return envelope
 
 
 def emit_department(session: Session, department: str, message: dict) -> None:
     """Record a department message (SPEC §4 shape) for crm.departments, routed by department name."""
-    session.add(OutboxMessage(id=message["id"], exchange=topology.DEPARTMENTS.name, routing_key=department,
-                              body=dumps(message)))
+    enqueue(session, topology.DEPARTMENTS.name, department, dumps(message), message["id"])
+
+
+def enqueue(session: Session, exchange: str, routing_key: str, body: str, row_id: str) -> None:
+    """Any outbox row (an event, a department message, a replayed dead letter) and the relay's wake-up."""
+    session.add(OutboxMessage(id=row_id, exchange=exchange, routing_key=routing_key, body=body))
     _announce(session)
 
 

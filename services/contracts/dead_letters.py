@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from crmkit.db import Base
 from crmkit.errors import Conflict, NotFound
 from crmkit.messaging import topology
-from crmkit.models import OutboxMessage
+from crmkit.messaging.outbox import enqueue
 from crmkit.timeutil import utcnow
 
 
@@ -96,8 +96,7 @@ def replay(session: Session, dead_letter_id: str) -> DeadLetter:
     # The default exchange ("") delivers straight to the queue named by the routing key, so only the consumer
     # that gave up sees the message again, not every service bound to its type. It keeps its envelope id: a
     # consumer that has handled it since finds the id in its inbox and does nothing.
-    session.add(OutboxMessage(id=str(uuid.uuid4()), exchange="", routing_key=letter.original_queue,
-                              body=letter.body))
+    enqueue(session, "", letter.original_queue, letter.body, str(uuid.uuid4()))
     letter.replayed_at = utcnow()
     letter.replay_count = (letter.replay_count or 0) + 1
     session.flush()
