@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
 from crmkit.money import amount_in_words
+from services.documents.render import KINDS  # the kinds this service renders are part of its rules
 
 # kind -> (Chinese title, English title) used in file names
 TITLES = {
