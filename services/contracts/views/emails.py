@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from crmkit.errors import Conflict, TooMany, field_error
 from crmkit.fields import Text
+from crmkit.mail_rules import default_subject, recipients_problems, subject_problem
 from crmkit.messaging.outbox import emit
 from crmkit.timeutil import iso, utcnow
 from crmkit.web.auth import caller
@@ -24,7 +25,6 @@ from services.contracts.lifecycle import SOURCE, add_timeline
 from services.contracts.models import Customer, EmailRequest, User
 from services.contracts.settings_store import load_settings
 from services.contracts.views.proxy import forward
-from services.notifications.rules import default_subject, recipients_problems, subject_problem
 
 bp = Blueprint("emails", __name__, url_prefix="/api/v1")
 
