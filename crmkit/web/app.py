@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from flask import Flask, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from crmkit.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from crmkit.web.auth import authenticate
@@ -30,7 +31,6 @@ def make_app(name: str, settings, db) -> Flask:
     def _before():
         g.started = time.perf_counter()
         if request.content_length and request.content_length > MAX_BODY:
-            from werkzeug.exceptions import RequestEntityTooLarge
             _discard_body(request.content_length)
             raise RequestEntityTooLarge()
         if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:

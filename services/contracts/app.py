@@ -6,21 +6,26 @@ from crmkit.web.app import make_app
 
 
 def build_app(settings, db):
-    from services.contracts.views import accounts, company, contracts, customers, proxy
+    from services.contracts.views import (
+        accounts,
+        admin,
+        api_docs,
+        company,
+        contracts,
+        customers,
+        dead_letters,
+        deliveries,
+        documents,
+        emails,
+        proxy,
+        receivables,
+        recurring,
+    )
     app = make_app("contracts", settings, db)
-    for module in (accounts, company, customers, contracts, proxy):
+    # werkzeug matches the most specific rule first, so the generic proxy never shadows the gateway's own routes.
+    for module in (accounts, company, customers, contracts, proxy, documents, deliveries, receivables, recurring,
+                   admin, emails, dead_letters, api_docs):
         app.register_blueprint(module.bp)
-    from services.contracts.views.documents import bp as pdfs
-    app.register_blueprint(pdfs)
-    from services.contracts.views import admin, deliveries, receivables, recurring
-    for module in (deliveries, receivables, recurring, admin):
-        app.register_blueprint(module.bp)
-    from services.contracts.views.emails import bp as emails
-    app.register_blueprint(emails)
-    from services.contracts.views.dead_letters import bp as dead_letters
-    app.register_blueprint(dead_letters)
-    from services.contracts.views.api_docs import bp as api_docs
-    app.register_blueprint(api_docs)
     return app
 
 

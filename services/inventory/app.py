@@ -5,7 +5,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from crmkit.errors import Conflict, NotFound
+from crmkit.errors import Conflict, NotFound, field_error
 from crmkit.service import create_web_app
 from crmkit.web.app import make_app
 from crmkit.web.auth import caller
@@ -78,7 +78,6 @@ def change_stock(code):
     caller().require("admin", "manager")
     data = load(StockIn())
     if data["delta"] == 0:
-        from crmkit.errors import field_error
         raise field_error("delta", "Must not be zero.")
     with _db().session() as session:
         product = receive(session, code, data["delta"], data["reason"], caller().id)

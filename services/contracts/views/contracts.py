@@ -1,6 +1,7 @@
 """Contracts: create (from scratch or a quote), read, change while draft, confirm, cancel, timeline."""
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from urllib.parse import quote as url_quote
 
@@ -8,6 +9,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from crmkit.catalogue import availability, fetch_products
 from crmkit.errors import Conflict, NotFound, ValidationFailed
 from crmkit.fields import qty_str
 from crmkit.money import amount_in_words
@@ -16,9 +18,8 @@ from crmkit.web.client import ServiceClient
 from crmkit.web.idempotency import idempotent
 from crmkit.web.pagination import page, page_args
 from crmkit.web.requests import load, load_args
-from services.contracts import lifecycle
+from services.contracts import lifecycle, rules
 from services.contracts.access import contract_for, customer_for, own_filter, require_reader
-from crmkit.catalogue import availability, fetch_products
 from services.contracts.models import Contract, Customer, TimelineEntry, User
 from services.contracts.schemas import ContractIn, ContractOut, ContractPatch, ContractQuery, TimelineOut
 
@@ -158,7 +159,6 @@ def from_quote(quote_id: str, options: dict):
 
 
 def _date(value):
-    from datetime import date
     return date.fromisoformat(value) if value else None
 
 
@@ -201,8 +201,7 @@ def patch_contract(contract_id):
     with _db().session() as session:
         contract = contract_for(session, caller(), contract_id, lock=True)
         lifecycle.require_customer_unchanged(contract, data.get("customer_id"))
-        from services.contracts.rules import require_editable
-        require_editable(contract.status)
+        rules.require_editable(contract.status)
         if data.get("version") is not None and data["version"] != contract.version:
             raise Conflict("The contract was changed by someone else; reload it.", {"version": ["Is stale."]})
         if products is not None:
