@@ -5,6 +5,7 @@ import contextlib
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
@@ -27,7 +28,10 @@ class Database:
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         else:
-            engine = create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+            # No ping before each checkout (a round trip per transaction): a connection found dead is
+            # reported by the statement that uses it, the pool then drops every older connection, workers
+            # retry the message and the web answers 503 (crmkit.web.errors).
+            engine = create_engine(url, pool_size=5, max_overflow=5)
         if schema:
             engine = engine.execution_options(schema_translate_map={None: schema})
         self.engine = engine
@@ -60,6 +64,14 @@ class Database:
 
     def dispose(self):
         self.engine.dispose()
+
+
+def insert_ignore(session, table, values: dict) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING in one statement; True when the row was new."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
+    # RETURNING, not rowcount: SQLAlchemy does not keep an INSERT's rowcount unless asked on every call.
+    return session.execute(statement.returning(*table.primary_key.columns)).first() is not None
 
 
 def _sqlite_connect(dbapi_conn, _record):

@@ -17,8 +17,8 @@ from datetime import datetime
 
 from kombu import Producer
 from kombu.mixins import ConsumerMixin
-from sqlalchemy.exc import IntegrityError
 
+from crmkit.db import insert_ignore
 from crmkit.messaging import broker, topology
 from crmkit.messaging.envelope import Envelope
 from crmkit.metrics import EVENTS_HANDLED, HANDLER_SECONDS, QUEUE_WAIT_SECONDS
@@ -31,7 +31,10 @@ RETRY_DELAYS = (0.2, 1.0, 3.0, 6.0)  # then dead-lettered: five attempts in abou
 
 
 class Skip(Exception):
-    """Raised by a handler for a message that needs no effect here (still recorded as handled)."""
+    """Raised by a handler, before it writes anything, for a message that needs no effect here.
+
+    The message is still recorded as handled; whatever the handler had written would be committed with it.
+    """
 
 
 class Worker(ConsumerMixin):
@@ -162,24 +165,18 @@ class Worker(ConsumerMixin):
         return last_error
 
     def _handle_once(self, envelope: Envelope, handler) -> str:
-        try:
-            with self.db.session() as session:
-                if session.get(InboxMessage, (self.consumer_name, envelope.id)) is not None:
-                    return "duplicate"
-                session.add(InboxMessage(consumer=self.consumer_name, message_id=envelope.id, type=envelope.type))
-                session.flush()
-                try:
-                    with session.begin_nested():
-                        handler(envelope, session, self.ctx)
-                except Skip:
-                    pass
-            return "handled"
-        except IntegrityError:
-            # A concurrent copy of the same event committed first: ours must do nothing.
-            with self.db.session() as session:
-                if session.get(InboxMessage, (self.consumer_name, envelope.id)) is not None:
-                    return "duplicate"
-            raise
+        with self.db.session() as session:
+            # The inbox row first: a concurrent copy of the same event waits on it, then finds it and
+            # does nothing, so the handler never runs twice at once.
+            if not insert_ignore(session, InboxMessage.__table__, {
+                    "consumer": self.consumer_name, "message_id": envelope.id, "type": envelope.type,
+                    "handled_at": utcnow()}):
+                return "duplicate"
+            try:
+                handler(envelope, session, self.ctx)
+            except Skip:
+                pass  # raised before the handler wrote anything: only the inbox row is committed
+        return "handled"
 
     def _observe_wait(self, envelope: Envelope):
         try:

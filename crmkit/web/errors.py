@@ -5,6 +5,7 @@ import logging
 
 from flask import Flask, jsonify
 from marshmallow import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from crmkit.errors import ApiError
@@ -13,7 +14,7 @@ log = logging.getLogger(__name__)
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
           409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-          429: "too_many_requests"}
+          429: "too_many_requests", 503: "unavailable"}
 
 
 def flatten_messages(messages, prefix: str = "") -> dict:
@@ -61,6 +62,14 @@ def register_error_handlers(app: Flask) -> None:
         if status == 413:
             message = "Request body too large."
         return error_response(status, _CODES.get(status, "error"), message)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_unavailable(exc):
+        # A connection lost (database restarted, network cut): the pool has dropped it, a retry gets a new one.
+        log.warning("database unavailable: %s", exc)
+        return error_response(503, "unavailable", "The database is unavailable; try again.",
+                              headers={"Retry-After": "1"})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -4,20 +4,28 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import lazyload
 
 from crmkit.messaging.consumer import Skip
 from services.contracts.lifecycle import add_timeline
-from services.contracts.models import Contract
+from services.contracts.models import Contract, ContractLine
 
 
-def _contract(envelope, session) -> Contract:
+def _contract_id(envelope) -> str:
     data = envelope.data
-    contract_id = data.get("contract_id") or (data.get("owner_id") if data.get("kind") in (
-        "contract",) else None)
+    contract_id = data.get("contract_id") or (data.get("owner_id") if data.get("kind") == "contract" else None)
     if not contract_id:
         raise Skip()
-    contract = session.execute(select(Contract).where(Contract.id == contract_id).with_for_update()).scalar()
+    return contract_id
+
+
+def _contract(envelope, session, with_lines=True) -> Contract:
+    """The event's contract, locked against the other handlers of the same contract."""
+    query = select(Contract).where(Contract.id == _contract_id(envelope)).with_for_update()
+    if not with_lines:
+        query = query.options(lazyload(Contract.lines))
+    contract = session.execute(query).scalar()
     if contract is None:
         raise Skip()
     return contract
@@ -38,10 +46,19 @@ def _set_reserved(contract: Contract, lines: list[dict]) -> None:
             line.reserved = by_no[line.line_no]
 
 
+def _write_reserved(session, contract_id: str, lines: list[dict]) -> None:
+    """_set_reserved without loading the lines: one batched UPDATE by (contract, line number)."""
+    table = ContractLine.__table__
+    session.execute(update(table).where(table.c.contract_id == bindparam("cid"), table.c.line_no == bindparam("no"))
+                    .values(reserved=bindparam("qty")),
+                    [{"cid": contract_id, "no": int(l["line_no"]), "qty": Decimal(l["reserved"])} for l in lines])
+
+
 def stock_reserved(envelope, session, ctx):
-    contract = _contract(envelope, session)
+    # The hot path of every confirmation: no lines loaded, one statement for all of them.
+    contract = _contract(envelope, session, with_lines=False)
     if contract.stock_status != "released":
-        _set_reserved(contract, envelope.data["lines"])
+        _write_reserved(session, contract.id, envelope.data["lines"])
         contract.stock_status, contract.warnings = "reserved", []
     add_timeline(session, contract.id, envelope.id, envelope.type, "Stock reserved for every line", _at(envelope))
 
@@ -83,9 +100,12 @@ def stock_released(envelope, session, ctx):
 def document_rendered(envelope, session, ctx):
     if envelope.data.get("kind") != "contract":
         raise Skip()
-    contract = _contract(envelope, session)
-    contract.document_id = envelope.data.get("document_id")
-    add_timeline(session, contract.id, envelope.id, envelope.type,
+    contract_id = _contract_id(envelope)
+    updated = session.execute(update(Contract.__table__).where(Contract.__table__.c.id == contract_id)
+                              .values(document_id=envelope.data.get("document_id"))).rowcount
+    if not updated:
+        raise Skip()
+    add_timeline(session, contract_id, envelope.id, envelope.type,
                  f"Contract PDF rendered ({envelope.data.get('size', '?')} bytes)", _at(envelope))
 
 
@@ -102,8 +122,10 @@ SUMMARIES = {
 
 
 def timeline_only(envelope, session, ctx):
-    contract = _contract(envelope, session)
-    add_timeline(session, contract.id, envelope.id, envelope.type, SUMMARIES[envelope.type](envelope.data),
+    contract_id = _contract_id(envelope)
+    if session.execute(select(Contract.__table__.c.id).where(Contract.__table__.c.id == contract_id)).first() is None:
+        raise Skip()
+    add_timeline(session, contract_id, envelope.id, envelope.type, SUMMARIES[envelope.type](envelope.data),
                  _at(envelope))
 
 

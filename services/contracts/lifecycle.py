@@ -5,9 +5,9 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
+from crmkit.db import insert_ignore
 from crmkit.errors import Conflict, ValidationFailed
 from crmkit.fields import qty_str
 from crmkit.messaging.outbox import emit
@@ -148,11 +148,9 @@ def cancel(session: Session, contract: Contract, reason: str | None = None) -> N
 
 
 def add_timeline(session: Session, contract_id: str, event_id: str, type: str, summary: str, at=None) -> None:
-    exists = session.execute(select(TimelineEntry.id).where(TimelineEntry.contract_id == contract_id,
-                                                            TimelineEntry.event_id == event_id)).first()
-    if not exists:
-        session.add(TimelineEntry(contract_id=contract_id, event_id=event_id, type=type, summary=summary,
-                                  at=at or utcnow()))
+    """One entry per (contract, event): a second one for the same event is ignored."""
+    insert_ignore(session, TimelineEntry.__table__, {"contract_id": contract_id, "event_id": event_id, "type": type,
+                                                     "summary": summary, "at": at or utcnow()})
 
 
 def require_customer_unchanged(contract: Contract, customer_id: str | None) -> None:

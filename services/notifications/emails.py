@@ -247,8 +247,9 @@ def _deliver(settings, db, claim: Claim) -> None:
     try:
         if claim.document_id:
             claim.outgoing.attachment = fetch_pdf(settings, claim.document_id, claim.document_sha256)
-        mailer.build(claim.outgoing)  # an unusable address fails here, before the SMTP exchange starts
-        refused = mailer.deliver(settings, claim.outgoing, before_data=lambda: _start_data(db, claim))
+        message = mailer.build(claim.outgoing)  # an unusable address fails here, before the SMTP exchange starts
+        refused = mailer.deliver(settings, claim.outgoing, before_data=lambda: _start_data(db, claim),
+                                 message=message)
     except LeaseLost:
         return  # the lease ran out and the row moved on: another attempt owns it now
     except mailer.DeliveryFailed as exc:

@@ -74,13 +74,15 @@ def build(out: Outgoing) -> EmailMessage:
     return message
 
 
-def deliver(settings, out: Outgoing, before_data: Callable[[], None] | None = None) -> list[str]:
+def deliver(settings, out: Outgoing, before_data: Callable[[], None] | None = None,
+            message: EmailMessage | None = None) -> list[str]:
     """Send over SMTP, or write var/outbox/<id>.eml without SMTP_HOST; returns the addresses refused.
 
     `before_data` runs once the server has accepted the recipients, just before the message itself is sent:
-    only from then on may a crash leave it unknown whether the server took the message.
+    only from then on may a crash leave it unknown whether the server took the message. `message` is
+    `build(out)` when the caller has already built it.
     """
-    message = build(out)
+    message = message if message is not None else build(out)
     if not settings.smtp_host:
         if before_data is not None:
             before_data()

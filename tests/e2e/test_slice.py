@@ -23,7 +23,8 @@ def run_slice(api):
     assert [l["reserved"] for l in done["lines"]] == ["4", "40"]
     assert api.get("/api/v1/products/BOLT-M8").json["reserved"] == "4"
     types = [e["type"] for e in api.get(f"/api/v1/contracts/{contract['id']}/timeline").json["items"]]
-    assert types[:3] == ["contract.created", "contract.confirmed", "stock.reserved"]
+    # Reservation and rendering both follow the confirmation, in whichever order they finish.
+    assert types[:2] == ["contract.created", "contract.confirmed"] and "stock.reserved" in types
 
     # A short line: 12 asked, 6 free → what is free is held and the contract says it is short.
     short = api.contract(customer["id"], [("BOLT-M8", 12)])
