@@ -37,6 +37,18 @@ class Skip(Exception):
     """
 
 
+def only_if(predicate):
+    """Mark a handler as concerned only with events for which `predicate(envelope)` holds.
+
+    The others are acknowledged without a transaction or an inbox row: they have no effect here, so a
+    redelivery has nothing to repeat. (Quotes sees every contract.created; few come from a quote.)
+    """
+    def mark(handler):
+        handler.wants = predicate
+        return handler
+    return mark
+
+
 class Worker(ConsumerMixin):
     """Consumes one service's queues and calls `handlers[type](envelope, session, ctx)`.
 
@@ -127,6 +139,10 @@ class Worker(ConsumerMixin):
         handler = self.handlers.get(envelope.type)
         if handler is None:
             return None  # bound by a wildcard or an older topology: nothing to do here
+        wants = getattr(handler, "wants", None)
+        if wants is not None and not wants(envelope):
+            EVENTS_HANDLED.labels(self.consumer_name, envelope.type, "ignored").inc()
+            return None
         self._observe_wait(envelope)
         last_error = None
         for attempt in range(len(self.retry_delays) + 1):

@@ -7,7 +7,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import lazyload
 
-from crmkit.messaging.consumer import Skip
+from crmkit.messaging.consumer import Skip, only_if
 from services.contracts.lifecycle import add_timeline
 from services.contracts.models import Contract, ContractLine
 
@@ -97,9 +97,8 @@ def stock_released(envelope, session, ctx):
     add_timeline(session, contract.id, envelope.id, envelope.type, "Reserved stock released", _at(envelope))
 
 
+@only_if(lambda envelope: envelope.data.get("kind") == "contract")
 def document_rendered(envelope, session, ctx):
-    if envelope.data.get("kind") != "contract":
-        raise Skip()
     contract_id = _contract_id(envelope)
     updated = session.execute(update(Contract.__table__).where(Contract.__table__.c.id == contract_id)
                               .values(document_id=envelope.data.get("document_id"))).rowcount

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from crmkit.errors import Conflict, NotFound, field_error
@@ -10,7 +10,7 @@ from crmkit.service import create_web_app
 from crmkit.web.app import make_app
 from crmkit.web.auth import caller
 from crmkit.web.idempotency import idempotent
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load, load_args
 from services.inventory import spec as service_spec
 from services.inventory.models import Product
@@ -59,8 +59,7 @@ def list_products():
         pattern = f"%{literal}%"
         query = query.where(or_(Product.code.ilike(pattern, escape="\\"), Product.name.ilike(pattern, escape="\\")))
     with _db().session() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(Product.code).limit(limit).offset(offset)).scalars().all()
+        rows, total = fetch_page(session, query, (Product.code,), limit, offset)
         return page([dump(p) for p in rows], total)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from types import SimpleNamespace
 
-from crmkit.messaging.consumer import Skip
+from crmkit.messaging.consumer import Skip, only_if
 from crmkit.timeutil import utcnow
 from services.notifications import departments, emails
 from services.notifications.rules import (DEPARTMENTS, default_subject, department_text, email_body, items_text,
@@ -107,11 +107,10 @@ def _items_text(envelope, lines) -> str:
     return items_text(_items(lines), _language(envelope))
 
 
+@only_if(lambda envelope: envelope.data.get("policy") == "warn_sales")
 def stock_shortage(envelope, session, ctx):
     """Under warn_sales the salesperson is warned; under notify_production, production.requested does the work."""
     data = envelope.data
-    if data.get("policy") != "warn_sales":
-        raise Skip()
     short = [{"line_no": l.get("line_no"), "product_code": l.get("product_code"), "name": l.get("name"),
               "quantity": l.get("missing"), "requested": l.get("requested"), "reserved": l.get("reserved")}
              for l in data.get("lines") or [] if isinstance(l, dict) and str(l.get("missing") or "0") not in ("0", "")]

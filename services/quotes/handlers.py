@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crmkit.messaging.consumer import Skip
+from crmkit.messaging.consumer import Skip, only_if
 from services.quotes import lifecycle
 from services.quotes.models import Quote
 
@@ -14,16 +14,16 @@ def _find(session, quote_id) -> Quote | None:
     return session.execute(select(Quote).where(Quote.id == str(quote_id)).with_for_update()).scalar_one_or_none()
 
 
+@only_if(lambda envelope: bool(envelope.data.get("quote_id")))
 def contract_created(envelope, session, ctx):
     quote = _find(session, envelope.data.get("quote_id"))
     if quote is None or not lifecycle.record_conversion(quote, envelope.data["contract_id"]):
         raise Skip()
 
 
+@only_if(lambda envelope: envelope.data.get("kind") == "quote")
 def document_rendered(envelope, session, ctx):
     data = envelope.data
-    if data.get("kind") != "quote":
-        raise Skip()
     # Which field names the quote is the documents service's choice: accept each spelling it may use.
     for candidate in (data.get("quote_id"), data.get("owner_id"), envelope.correlation_id):
         quote = _find(session, candidate)

@@ -9,7 +9,7 @@ from kombu import Connection, Producer, Queue, binding
 
 from crmkit.db import Database
 from crmkit.messaging import topology
-from crmkit.messaging.consumer import Worker
+from crmkit.messaging.consumer import Worker, only_if
 from crmkit.messaging.envelope import Envelope
 from crmkit.messaging.outbox import Relay, emit, pending_count
 from crmkit.models import KIT_TABLES, InboxMessage, OutboxMessage, Sequence
@@ -211,6 +211,26 @@ def test_the_same_event_delivered_twice_has_its_effect_once(tmp_path, amqp_url, 
         wait_for(lambda: effects(db) == 2 and queue_depth(amqp_url, WORK) == 0, message="the later event handled")
     assert calls.count(twice.id) == 1
     assert effects(db) == 2
+
+
+def test_events_a_handler_is_not_concerned_with_are_acknowledged_without_a_transaction(tmp_path, amqp_url, db):
+    calls = []
+
+    @only_if(lambda envelope: envelope.data.get("mine") is True)
+    def record(envelope, session, ctx):
+        calls.append(envelope.id)
+        next_value(session, "effects")
+
+    with Running(db, settings_for(tmp_path, amqp_url), {"test.good": record}):
+        others = [event("test.good", {"mine": False}) for _ in range(3)]
+        mine = event("test.good", {"mine": True})
+        for one in others + [mine]:
+            publish(amqp_url, "test.good", one.to_json(), one.id)
+        wait_for(lambda: effects(db) == 1 and queue_depth(amqp_url, WORK) == 0, message="all four consumed")
+    assert calls == [mine.id]
+    assert dead_letters(amqp_url) == []
+    with db.session() as session:  # only the handled one left an inbox row
+        assert session.execute(select(InboxMessage.message_id)).scalars().all() == [mine.id]
 
 
 def test_the_relay_publishes_with_confirms_and_marks_rows_published(tmp_path, amqp_url, db):

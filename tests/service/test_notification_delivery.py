@@ -47,6 +47,9 @@ def handle(db, settings, type: str, data: dict, source: str = "contracts", id: s
     envelope = Envelope(type=type, source=source, data=data, correlation_id=data.get("contract_id"))
     if id:
         envelope.id = id
+    wants = getattr(HANDLERS[type], "wants", None)
+    if wants is not None and not wants(envelope):
+        return envelope  # the worker acknowledges it untouched
     try:
         with db.session() as session:
             HANDLERS[type](envelope, session, make_context(settings, db))

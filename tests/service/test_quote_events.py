@@ -50,6 +50,9 @@ def events(db, type_: str) -> list[dict]:
 def handle(db, type_: str, data: dict, correlation_id=None) -> bool:
     """Run a handler in one transaction as the worker does; False when it skipped."""
     envelope = Envelope(type=type_, source="test", data=data, correlation_id=correlation_id)
+    wants = getattr(HANDLERS[type_], "wants", None)
+    if wants is not None and not wants(envelope):
+        return False  # the worker acknowledges it untouched
     try:
         with db.session() as session:
             HANDLERS[type_](envelope, session, None)

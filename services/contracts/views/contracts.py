@@ -6,7 +6,7 @@ from decimal import Decimal
 from urllib.parse import quote as url_quote
 
 from flask import Blueprint, current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from crmkit.catalogue import availability, fetch_products
@@ -16,7 +16,7 @@ from crmkit.money import amount_in_words
 from crmkit.web.auth import bearer, caller
 from crmkit.web.client import ServiceClient
 from crmkit.web.idempotency import idempotent
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load, load_args
 from services.contracts import lifecycle, rules
 from services.contracts.access import contract_for, customer_for, own_filter, require_reader
@@ -178,9 +178,7 @@ def list_contracts():
     if args.get("status"):
         query = query.where(Contract.status == args["status"])
     with _db().session() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(Contract.created_at.desc(), Contract.id.desc()).limit(limit)
-                               .offset(offset)).scalars().all()
+        rows, total = fetch_page(session, query, (Contract.created_at.desc(), Contract.id.desc()), limit, offset)
         return page([dump(c) for c in rows], total)
 
 
@@ -239,6 +237,5 @@ def timeline(contract_id):
     with _db().session() as session:
         contract_for(session, caller(), contract_id)
         query = select(TimelineEntry).where(TimelineEntry.contract_id == contract_id)
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(TimelineEntry.at, TimelineEntry.id).limit(limit).offset(offset))
-        return page(TimelineOut(many=True).dump(rows.scalars()), total)
+        rows, total = fetch_page(session, query, (TimelineEntry.at, TimelineEntry.id), limit, offset)
+        return page(TimelineOut(many=True).dump(rows), total)
