@@ -45,6 +45,7 @@ class Settings:
     service_urls: dict = field(default_factory=dict)
     relay_interval: float = 0.05
     worker_threads: int = 4
+    email_senders: int = 3
     scheduler_interval: float = 60.0
     token_ttl: int = 8 * 3600
 
@@ -100,6 +101,7 @@ class Settings:
             service_urls=urls,
             relay_interval=float(env.get("CRM_RELAY_INTERVAL") or 0.05),
             worker_threads=int(env.get("CRM_WORKER_THREADS") or 4),
+            email_senders=int(env.get("CRM_EMAIL_SENDERS") or 3),
             scheduler_interval=float(env.get("CRM_SCHEDULER_INTERVAL") or 60),
             token_ttl=int(env.get("CRM_TOKEN_TTL") or 8 * 3600),
         )

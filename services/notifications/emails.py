@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "notifications"
 LEASE = timedelta(seconds=180)  # well above a PDF fetch (10 s) and an SMTP exchange (30 s per command)
-BATCH = 10
+BATCH = 5  # per claim: small enough that parallel senders share a burst, one SMTP connection for each
+SMTP_JOIN_SECONDS = 5
 POLL_INTERVAL = 0.25  # seconds between looks for due emails when there is nothing to do
 HOUSEKEEPING_INTERVAL = 2.0
 RECORD_SENT_RETRIES = (0.5, 1, 2, 5, 10, 20, 30)  # about a minute, well inside the lease
@@ -174,11 +176,25 @@ class Claim:
 
 
 def sender_loop(settings, db, ctx, stop_event):
-    """The worker's sender thread: deliver due emails until the worker stops."""
+    """The worker's senders: CRM_EMAIL_SENDERS threads deliver due emails until the worker stops.
+
+    Sending is mostly waiting (the PDF fetch, the SMTP exchange, commits), so a few senders in parallel keep
+    the queue short; their claims never overlap (see the module docstring).
+    """
+    helpers = [threading.Thread(target=_send_until, args=(settings, db, stop_event, False), daemon=True,
+                                name=f"email-sender-{n}") for n in range(1, max(1, settings.email_senders))]
+    for helper in helpers:
+        helper.start()
+    _send_until(settings, db, stop_event, True)
+    for helper in helpers:
+        helper.join(SMTP_JOIN_SECONDS)
+
+
+def _send_until(settings, db, stop_event, with_housekeeping: bool):
     next_housekeeping = 0.0
     while not stop_event.is_set():
         try:
-            if time.monotonic() >= next_housekeeping:
+            if with_housekeeping and time.monotonic() >= next_housekeeping:
                 housekeeping(db)
                 next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
             busy = send_due(settings, db)
@@ -196,11 +212,13 @@ def housekeeping(db) -> None:
 
 
 def send_due(settings, db, limit: int = BATCH) -> int:
-    """Claim and deliver up to `limit` due emails; returns how many were tried."""
+    """Claim and deliver up to `limit` due emails over one SMTP connection; returns how many were tried."""
     with db.session() as session:
         claims = _claim(session, settings, limit)
-    for claim in claims:
-        _deliver(settings, db, claim)
+    if claims:
+        with mailer.SmtpConnection(settings) as connection:
+            for claim in claims:
+                _deliver(settings, db, claim, connection)
     return len(claims)
 
 
@@ -243,13 +261,13 @@ def _claim(session: Session, settings, limit: int) -> list[Claim]:
     return claims
 
 
-def _deliver(settings, db, claim: Claim) -> None:
+def _deliver(settings, db, claim: Claim, connection: mailer.SmtpConnection | None = None) -> None:
     try:
         if claim.document_id:
             claim.outgoing.attachment = fetch_pdf(settings, claim.document_id, claim.document_sha256)
         message = mailer.build(claim.outgoing)  # an unusable address fails here, before the SMTP exchange starts
         refused = mailer.deliver(settings, claim.outgoing, before_data=lambda: _start_data(db, claim),
-                                 message=message)
+                                 message=message, connection=connection)
     except LeaseLost:
         return  # the lease ran out and the row moved on: another attempt owns it now
     except mailer.DeliveryFailed as exc:

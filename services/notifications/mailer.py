@@ -19,9 +19,10 @@ SMTP_TIMEOUT = 30  # seconds per SMTP command; the sender's lease is far longer
 class DeliveryFailed(Exception):
     """The email was not accepted; `permanent` when retrying cannot help (a 5xx answer)."""
 
-    def __init__(self, message: str, permanent: bool = False):
+    def __init__(self, message: str, permanent: bool = False, stale_connection: bool = False):
         super().__init__(message)
         self.permanent = permanent
+        self.stale_connection = stale_connection  # the connection failed, not the message
 
 
 @dataclass
@@ -75,12 +76,12 @@ def build(out: Outgoing) -> EmailMessage:
 
 
 def deliver(settings, out: Outgoing, before_data: Callable[[], None] | None = None,
-            message: EmailMessage | None = None) -> list[str]:
+            message: EmailMessage | None = None, connection: "SmtpConnection | None" = None) -> list[str]:
     """Send over SMTP, or write var/outbox/<id>.eml without SMTP_HOST; returns the addresses refused.
 
     `before_data` runs once the server has accepted the recipients, just before the message itself is sent:
     only from then on may a crash leave it unknown whether the server took the message. `message` is
-    `build(out)` when the caller has already built it.
+    `build(out)` when the caller has already built it; `connection` one kept open for a batch of emails.
     """
     message = message if message is not None else build(out)
     if not settings.smtp_host:
@@ -88,7 +89,10 @@ def deliver(settings, out: Outgoing, before_data: Callable[[], None] | None = No
             before_data()
         write_eml(settings.outbox_dir, out.id, message)
         return []
-    return send_smtp(settings, message, out.recipients, before_data)
+    if connection is not None:
+        return connection.send(message, out.recipients, before_data)
+    with SmtpConnection(settings) as single:
+        return single.send(message, out.recipients, before_data)
 
 
 def write_eml(directory: Path, name: str, message: EmailMessage) -> Path:
@@ -112,30 +116,70 @@ class _SMTP(smtplib.SMTP):
         return super().data(msg)
 
 
-def send_smtp(settings, message: EmailMessage, recipients: list[str],
-              before_data: Callable[[], None] | None = None) -> list[str]:
-    smtp = None
-    try:
-        smtp = _SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT)
-        smtp.before_data = before_data
-        if settings.smtp_starttls:
-            smtp.starttls(context=ssl.create_default_context())
-        if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password or "")
-        refused = smtp.send_message(message, from_addr=settings.mail_from, to_addrs=recipients)
-    except smtplib.SMTPRecipientsRefused as exc:
-        codes = [code for code, _ in exc.recipients.values()]
-        detail = "; ".join(f"{addr}: {code} {_text(text)}" for addr, (code, text) in exc.recipients.items())
-        raise DeliveryFailed(f"every recipient was refused ({detail})",
-                             permanent=bool(codes) and all(is_permanent(c) for c in codes))
-    except smtplib.SMTPResponseException as exc:
-        raise DeliveryFailed(f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}", permanent=is_permanent(exc.smtp_code))
-    except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryFailed(f"SMTP server unreachable: {type(exc).__name__}: {exc}")
-    finally:
-        if smtp is not None:
-            _quit(smtp)
-    return sorted(refused)
+class SmtpConnection:
+    """One SMTP session for a batch of emails (a connection and EHLO per batch, not per email).
+
+    Any error closes it; the next email opens a new one. A kept connection the server has dropped since is
+    noticed before DATA, so that email is simply tried on a fresh connection at once.
+    """
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.smtp: _SMTP | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def send(self, message: EmailMessage, recipients: list[str],
+             before_data: Callable[[], None] | None = None) -> list[str]:
+        reused = self.smtp is not None
+        started = []
+
+        def hook():
+            started.append(True)
+            if before_data is not None:
+                before_data()
+
+        try:
+            return self._send(message, recipients, hook)
+        except DeliveryFailed as exc:
+            if reused and not started and exc.stale_connection:
+                return self._send(message, recipients, hook)
+            raise
+
+    def _send(self, message, recipients, hook) -> list[str]:
+        settings = self.settings
+        try:
+            if self.smtp is None:
+                self.smtp = _SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT)
+                if settings.smtp_starttls:
+                    self.smtp.starttls(context=ssl.create_default_context())
+                if settings.smtp_user:
+                    self.smtp.login(settings.smtp_user, settings.smtp_password or "")
+            self.smtp.before_data = hook
+            refused = self.smtp.send_message(message, from_addr=settings.mail_from, to_addrs=recipients)
+        except smtplib.SMTPRecipientsRefused as exc:
+            self.close()
+            codes = [code for code, _ in exc.recipients.values()]
+            detail = "; ".join(f"{addr}: {code} {_text(text)}" for addr, (code, text) in exc.recipients.items())
+            raise DeliveryFailed(f"every recipient was refused ({detail})",
+                                 permanent=bool(codes) and all(is_permanent(c) for c in codes))
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise DeliveryFailed(f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}",
+                                 permanent=is_permanent(exc.smtp_code), stale_connection=exc.smtp_code == 421)
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise DeliveryFailed(f"SMTP server unreachable: {type(exc).__name__}: {exc}", stale_connection=True)
+        return sorted(refused)
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            _quit(self.smtp)
+            self.smtp = None
 
 
 def _quit(smtp: smtplib.SMTP) -> None:

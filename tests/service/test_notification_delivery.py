@@ -114,6 +114,18 @@ def test_confirmed_contract_is_emailed_once_its_pdf_is_rendered(db, settings, sm
     assert len(the_emails(db)) == 1 and len(smtp_server.messages) == 1
 
 
+def test_a_batch_of_emails_shares_one_smtp_connection_and_survives_the_server_closing_it(db, settings,
+                                                                                         smtp_server):
+    for n in range(4):
+        handle(db, settings, "contract.confirmed", confirmed(f"c-{n}"))
+        handle(db, settings, "document.rendered", rendered(f"c-{n}", f"doc-{n}"), source="documents")
+    smtp_server.messages_per_connection = 2  # the server hangs up on the third MAIL of a session
+    assert emails.send_due(settings, db, limit=4) == 4
+    assert len(smtp_server.messages) == 4
+    assert smtp_server.connections == 2  # two per connection, and the third went out on a new one at once
+    assert [(e.status, e.attempts) for e in the_emails(db)] == [("sent", 1)] * 4
+
+
 def test_department_messages_go_to_the_inbox_and_the_department_exchange(db, settings):
     handle(db, settings, "contract.confirmed", confirmed("c-1", send_to_customer=False))
     with db.session() as session:

@@ -100,6 +100,8 @@ class SmtpCatcher:
         self.port = port or free_port()
         self.messages: list[email.message.Message] = []
         self.refusing = False
+        self.connections = 0  # SMTP sessions opened (one EHLO/HELO each)
+        self.messages_per_connection: int | None = None  # then 421 to the next MAIL, as an idle-timeout server does
         self.controller = None
         self._lock = threading.Lock()
 
@@ -109,6 +111,26 @@ class SmtpCatcher:
         catcher = self
 
         class Handler:
+            async def handle_EHLO(self, server, session, envelope, hostname, responses):
+                session.host_name = hostname
+                session.accepted = 0
+                catcher.connections += 1
+                return responses
+
+            async def handle_HELO(self, server, session, envelope, hostname):
+                session.host_name = hostname
+                session.accepted = 0
+                catcher.connections += 1
+                return f"250 {server.hostname}"
+
+            async def handle_MAIL(self, server, session, envelope, address, mail_options):
+                limit = catcher.messages_per_connection
+                if limit is not None and getattr(session, "accepted", 0) >= limit:
+                    return "421 4.4.2 Closing connection"
+                envelope.mail_from = address
+                envelope.mail_options.extend(mail_options)
+                return "250 OK"
+
             async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
                 if catcher.refusing:
                     return "451 4.3.0 Try again later"
@@ -119,6 +141,7 @@ class SmtpCatcher:
                 if catcher.refusing:
                     return "451 4.3.0 Try again later"
                 message = email.message_from_bytes(envelope.content)
+                session.accepted = getattr(session, "accepted", 0) + 1
                 with catcher._lock:
                     catcher.messages.append(message)
                     (catcher.directory / f"{len(catcher.messages):05d}.eml").write_bytes(envelope.content)
