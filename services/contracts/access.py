@@ -37,6 +37,13 @@ def contract_for(session: Session, caller: Caller, contract_id: str, lock: bool 
     return contract
 
 
+def require_contract(session: Session, caller: Caller, contract_id: str) -> None:
+    """contract_for when only access matters (the timeline): one indexed read, no contract or lines loaded."""
+    query = own_filter(select(Contract.id).where(Contract.id == contract_id), caller, Contract.owner_id)
+    if session.execute(query).first() is None:
+        raise NotFound("No such contract.")
+
+
 def require_reader(caller: Caller) -> None:
     """Department users read only their department's inbox; nothing of the sales records."""
     if caller.role == "department":

@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from crmkit.db import insert_ignore
 from crmkit.errors import Conflict, NotFound
 from crmkit.messaging.outbox import emit
 from crmkit.timeutil import utcnow
@@ -45,28 +45,26 @@ def produce(session: Session, store: DocumentStore, job: Job, correlation_id: st
 
 def record(session: Session, job: Job, sha256: str, size: int) -> tuple[Document, bool]:
     """The row for this content of this owner: the existing one (reused=True) or a new version."""
-    existing = _by_content(session, job.kind, job.owner_id, sha256)
+    # An owner has a handful of versions: one read finds the same content or the next version number.
+    versions = session.execute(select(Document).where(Document.kind == job.kind,
+                                                      Document.owner_id == job.owner_id)).scalars().all()
+    existing = next((d for d in versions if d.sha256 == sha256), None)
     if existing is not None:
         existing.rendered_at = utcnow()
         return existing, True
-    version = session.execute(select(func.coalesce(func.max(Document.version), 0)).where(
-        Document.kind == job.kind, Document.owner_id == job.owner_id)).scalar_one() + 1
     now = utcnow()
-    document = Document(id=str(uuid.uuid4()), kind=job.kind, owner_id=job.owner_id, number=job.number[:64],
-                        language=str(job.language)[:8], sha256=sha256, size=size,
-                        filename=filename(job.kind, job.number, job.language), version=version,
-                        created_at=now, rendered_at=now)
-    try:
-        with session.begin_nested():
-            session.add(document)
-    except IntegrityError:
-        # Another worker recorded the same content for this owner first (scaled workers): use its row.
-        existing = _by_content(session, job.kind, job.owner_id, sha256)
-        if existing is None:
-            raise
-        existing.rendered_at = utcnow()
-        return existing, True
-    return document, False
+    values = {"id": str(uuid.uuid4()), "kind": job.kind, "owner_id": job.owner_id, "number": job.number[:64],
+              "language": str(job.language)[:8], "sha256": sha256, "size": size,
+              "filename": filename(job.kind, job.number, job.language),
+              "version": max((d.version for d in versions), default=0) + 1, "created_at": now, "rendered_at": now}
+    if insert_ignore(session, Document.__table__, values):
+        return Document(**values), False
+    # Another worker recorded the same content for this owner first (scaled workers): use its row.
+    existing = _by_content(session, job.kind, job.owner_id, sha256)
+    if existing is None:
+        raise Conflict("Another version of this document was recorded at the same time; try again.")
+    existing.rendered_at = utcnow()
+    return existing, True
 
 
 def fail(session: Session, job: Job, error: str, correlation_id: str | None = None) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmkit.db import insert_ignore
 from crmkit.messaging.outbox import emit, emit_department
 from crmkit.timeutil import iso, utcnow
 from services.notifications.models import DepartmentMessage
@@ -27,13 +27,13 @@ def post(session: Session, *, department: str, type: str, reason: str, text: str
     if department not in DEPARTMENTS:
         return None
     dedupe_key = f"{source_key}:{department}:{recipient_id or ''}"
-    if session.execute(select(DepartmentMessage.id).where(DepartmentMessage.dedupe_key == dedupe_key)).first():
-        return None
     message = DepartmentMessage(id=str(uuid.uuid4()), dedupe_key=dedupe_key, department=department, type=type,
                                 reason=reason, recipient_id=recipient_id, contract_id=contract.get("id"),
                                 contract=contract, lines=lines, text=text, occurred_at=occurred_at or utcnow())
-    session.add(message)
-    session.flush()
+    # One statement that is also the duplicate check (dedupe_key is unique); the object stays detached.
+    if not insert_ignore(session, DepartmentMessage.__table__, {
+            c.key: getattr(message, c.key) for c in DepartmentMessage.__table__.columns}):
+        return None
     emit_department(session, department, queue_body(message))
     emit(session, SOURCE, "department.notified", {
         "contract_id": message.contract_id, "department": department, "message_id": message.id,

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from crmkit.db import insert_ignore
 from crmkit.errors import Unavailable
 from crmkit.messaging.outbox import emit
 from crmkit.timeutil import utcnow
@@ -113,16 +114,24 @@ def remember_document(session: Session, data: dict, rendered_at) -> None:
     owner_id = data.get("owner_id")
     if not document_id or not owner_id:
         return
-    known = session.get(KnownDocument, document_id)
-    if known is not None:
-        known.rendered_at = rendered_at  # re-rendered to the same bytes: it is the latest PDF again
-    else:
-        session.add(KnownDocument(id=document_id, kind=data.get("kind") or "", owner_id=owner_id,
-                                  sha256=data.get("sha256"), filename=_filename(data.get("filename")),
-                                  size=data.get("size") if isinstance(data.get("size"), int) else None,
-                                  rendered_at=rendered_at))
-    session.flush()
-    attach_waiting(session, owner_id)
+    known = {"id": document_id, "kind": data.get("kind") or "", "owner_id": owner_id, "sha256": data.get("sha256"),
+             "filename": _filename(data.get("filename")),
+             "size": data.get("size") if isinstance(data.get("size"), int) else None, "rendered_at": rendered_at}
+    if not insert_ignore(session, KnownDocument.__table__, known):
+        # Re-rendered to the same bytes: it is the latest PDF again.
+        session.execute(update(KnownDocument).where(KnownDocument.id == document_id)
+                        .values(rendered_at=rendered_at))
+    _attach_to_waiting(session, known)
+
+
+def _attach_to_waiting(session: Session, known: dict) -> None:
+    """Emails waiting for a PDF of this owner take this one and become due: one UPDATE, no rows loaded."""
+    name = known["filename"] or (func.coalesce(func.nullif(Email.number, ""), "document") + ".pdf")
+    session.execute(update(Email).where(Email.status == WAITING, Email.kind == known["kind"],
+                                        Email.document_owner_id == known["owner_id"])
+                    .values(status=QUEUED, next_attempt_at=utcnow(), document_id=known["id"],
+                            document_sha256=known["sha256"], attachment_name=name)
+                    .execution_options(synchronize_session=False))
 
 
 def _filename(value) -> str | None:

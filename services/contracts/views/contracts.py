@@ -19,7 +19,7 @@ from crmkit.web.idempotency import idempotent
 from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load, load_args
 from services.contracts import lifecycle, rules
-from services.contracts.access import contract_for, customer_for, own_filter, require_reader
+from services.contracts.access import contract_for, customer_for, own_filter, require_contract, require_reader
 from services.contracts.models import Contract, Customer, TimelineEntry, User
 from services.contracts.schemas import ContractIn, ContractOut, ContractPatch, ContractQuery, TimelineOut
 
@@ -235,7 +235,7 @@ def timeline(contract_id):
     require_reader(caller())
     limit, offset = page_args()
     with _db().session() as session:
-        contract_for(session, caller(), contract_id)
+        require_contract(session, caller(), contract_id)
         query = select(TimelineEntry).where(TimelineEntry.contract_id == contract_id)
         rows, total = fetch_page(session, query, (TimelineEntry.at, TimelineEntry.id), limit, offset)
         return page(TimelineOut(many=True).dump(rows), total)
