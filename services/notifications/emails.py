@@ -274,7 +274,7 @@ def _deliver(settings, db, claim: Claim, connection: mailer.SmtpConnection | Non
     try:
         if claim.document_id:
             claim.outgoing.attachment = fetch_pdf(settings, claim.document_id, claim.document_sha256)
-        message = mailer.build(claim.outgoing)  # an unusable address fails here, before the SMTP exchange starts
+        message = mailer.render(claim.outgoing)  # an unusable address fails here, before the SMTP exchange starts
         refused = mailer.deliver(settings, claim.outgoing, before_data=lambda: _start_data(db, claim),
                                  message=message, connection=connection)
     except LeaseLost:

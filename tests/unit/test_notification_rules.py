@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from services.notifications import rules
-from services.notifications.mailer import DeliveryFailed, Outgoing, build, message_id
+from services.notifications.mailer import DeliveryFailed, Outgoing, build, message_id, render
 
 
 # ---------------------------------------------------------------------------- department texts
@@ -178,6 +178,22 @@ def test_message_carries_a_stable_message_id_and_the_pdf():
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_filename() == "销售合同-HT-1.pdf"
     assert attachment.get_content() == b"%PDF-1.4 test"
+
+
+def test_message_headers_are_ascii_and_read_back_as_written():
+    out = Outgoing(id="e2", message_id="<e2@example.cn>", mail_from="恒达五金 销售部 <sales@example.cn>",
+                   to=["buyer@例子.cn"], subject="销售合同 HT-2 " * 12, body="您好，\n附件是合同。",
+                   attachment=b"%PDF-1.4 " + bytes(range(256)) * 40, attachment_name='contract "HT-2".pdf')
+    raw = render(out)
+    assert raw.isascii() and max(len(line) for line in raw.split(b"\r\n")) <= 998
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # SMTP servers refuse bare line feeds in DATA
+    message = build(out)
+    assert str(message["From"]) == "恒达五金 销售部 <sales@example.cn>"
+    assert message["To"] == "buyer@xn--fsqu00a.cn"  # the domain in IDNA form, as SMTP without SMTPUTF8 needs
+    assert str(message["Subject"]) == "销售合同 HT-2 " * 12
+    assert message.get_body(("plain",)).get_content() == "您好，\n附件是合同。"
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == 'contract "HT-2".pdf' and attachment.get_content() == out.attachment
 
 
 def test_message_refuses_a_header_breaking_address():
