@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
@@ -68,10 +69,16 @@ class Database:
 
 def insert_ignore(session, table, values: dict) -> bool:
     """INSERT … ON CONFLICT DO NOTHING in one statement; True when the row was new."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
     # RETURNING, not rowcount: SQLAlchemy does not keep an INSERT's rowcount unless asked on every call.
-    return session.execute(statement.returning(*table.primary_key.columns)).first() is not None
+    return session.execute(_insert_ignore(table, session.get_bind().dialect.name), values).first() is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _insert_ignore(table, dialect_name: str):
+    # Built once per table: on the hot paths (every message's inbox row) building the statement cost
+    # more than running it. The columns come from each call's parameters.
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 def _sqlite_connect(dbapi_conn, _record):

@@ -7,7 +7,7 @@ import time
 import weakref
 
 from kombu import Producer
-from sqlalchemy import event, select, text, update
+from sqlalchemy import bindparam, event, select, text, update
 from sqlalchemy.exc import UnboundExecutionError
 from sqlalchemy.orm import Session
 
@@ -150,6 +150,16 @@ class Relay:
         self._conn = None
         self._producer = None
         self._confirms = None
+        # Plain columns, not ORM objects: the relay only reads them, and loading entities costs more than
+        # publishing them. Both statements are built once; they run for every batch.
+        outbox = OutboxMessage.__table__
+        self._select = (select(outbox.c.seq, outbox.c.id, outbox.c.exchange, outbox.c.routing_key, outbox.c.body)
+                        .where(outbox.c.published.is_(False)).order_by(outbox.c.seq).limit(batch_size))
+        if not db.is_sqlite:
+            # Several relays may run (scaled workers): each takes rows the others have not locked.
+            self._select = self._select.with_for_update(skip_locked=True)
+        self._mark = (update(outbox).where(outbox.c.seq.in_(bindparam("seqs", expanding=True)))
+                      .values(published=True, published_at=bindparam("at")))
 
     def _ensure_producer(self):
         if self._producer is None:
@@ -174,15 +184,7 @@ class Relay:
     def publish_batch(self) -> int:
         """Publish one batch; returns how many rows were published and marked."""
         with self.db.session() as session:
-            # Plain columns, not ORM objects: the relay only reads them, and loading entities costs more
-            # than publishing them.
-            query = (select(OutboxMessage.seq, OutboxMessage.id, OutboxMessage.exchange, OutboxMessage.routing_key,
-                            OutboxMessage.body).where(OutboxMessage.published.is_(False))
-                     .order_by(OutboxMessage.seq).limit(self.batch_size))
-            if not self.db.is_sqlite:
-                # Several relays may run (scaled workers): each takes rows the others have not locked.
-                query = query.with_for_update(skip_locked=True)
-            rows = session.execute(query).all()
+            rows = session.execute(self._select).all()
             if not rows:
                 return 0
             producer = self._ensure_producer()
@@ -200,9 +202,7 @@ class Relay:
                 # Unconfirmed (timeout, nack, lost connection): the exception rolls this transaction back
                 # and the whole batch is published again; consumers skip the copies they already handled.
                 self._confirms.wait(self.confirm_timeout)
-            session.execute(update(OutboxMessage).where(OutboxMessage.seq.in_(done))
-                            .values(published=True, published_at=utcnow())
-                            .execution_options(synchronize_session=False))
+            session.execute(self._mark, {"seqs": done, "at": utcnow()})
             EVENTS_PUBLISHED.labels(self.settings.service).inc(len(done))
             return len(done)
 

@@ -1,6 +1,7 @@
 """Bearer tokens signed with CRM_SECRET_KEY; every service verifies them the same way."""
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 from flask import current_app, g, request
@@ -33,6 +34,7 @@ class Caller:
             self.role in ("department", "sales") and self.department == name)
 
 
+@functools.lru_cache(maxsize=8)
 def _serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="crm-access-token")
 
