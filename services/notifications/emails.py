@@ -252,22 +252,24 @@ def _fail_stale(session: Session) -> None:
 
 
 def _claim(session: Session, settings, limit: int) -> list[Claim]:
+    """Lease up to `limit` due emails in one UPDATE … RETURNING (the queue pattern: the inner SELECT skips rows
+    another sender holds, on PostgreSQL)."""
     now = utcnow()
-    rows = session.execute(_locking(session, select(Email).where(Email.status == QUEUED, Email.next_attempt_at <= now)
-                                    .order_by(Email.next_attempt_at).limit(limit))).scalars().all()
-    claims = []
-    for email in rows:
-        token = str(uuid.uuid4())
-        email.status, email.claim_token, email.lease_until = SENDING, token, now + LEASE
-        email.attempts += 1
-        email.first_attempt_at = email.first_attempt_at or now
-        email.smtp_started_at = None
-        claims.append(Claim(id=email.id, token=token, document_id=email.document_id,
-                            document_sha256=email.document_sha256, outgoing=mailer.Outgoing(
-                                id=email.id, message_id=email.message_id, mail_from=settings.mail_from,
-                                to=list(email.to), cc=list(email.cc or []), reply_to=email.reply_to,
-                                subject=email.subject, body=email.body, attachment_name=email.attachment_name)))
-    return claims
+    token = str(uuid.uuid4())  # one per claim: it tells this sender's lease from a later one
+    due = _locking(session, select(Email.id).where(Email.status == QUEUED, Email.next_attempt_at <= now)
+                   .order_by(Email.next_attempt_at).limit(limit))
+    rows = session.execute(
+        update(Email).where(Email.id.in_(due.scalar_subquery()))
+        .values(status=SENDING, claim_token=token, lease_until=now + LEASE, attempts=Email.attempts + 1,
+                first_attempt_at=func.coalesce(Email.first_attempt_at, now), smtp_started_at=None)
+        .returning(Email.id, Email.message_id, Email.to, Email.cc, Email.reply_to, Email.subject, Email.body,
+                   Email.attachment_name, Email.document_id, Email.document_sha256, Email.next_attempt_at)
+        .execution_options(synchronize_session=False)).all()
+    return [Claim(id=row.id, token=token, document_id=row.document_id, document_sha256=row.document_sha256,
+                  outgoing=mailer.Outgoing(id=row.id, message_id=row.message_id, mail_from=settings.mail_from,
+                                           to=list(row.to), cc=list(row.cc or []), reply_to=row.reply_to,
+                                           subject=row.subject, body=row.body, attachment_name=row.attachment_name))
+            for row in sorted(rows, key=lambda row: row.next_attempt_at)]
 
 
 def _deliver(settings, db, claim: Claim, connection: mailer.SmtpConnection | None = None) -> None:
@@ -337,18 +339,22 @@ def _mark_started(db, claim: Claim) -> bool:
 
 def _record_sent(db, claim: Claim, refused: list[str]) -> None:
     with db.session() as session:
-        email = session.execute(select(Email).where(Email.id == claim.id).with_for_update()).scalar_one()
-        if email.status == SENT:
+        # Recorded even if our lease was taken over meanwhile: the message did go out. One UPDATE … RETURNING,
+        # which also makes a second recording (a retry after a lost commit) a no-op.
+        sent = session.execute(
+            update(Email).where(Email.id == claim.id, Email.status != SENT)
+            .values(status=SENT, sent_at=utcnow(), lease_until=None, claim_token=None,
+                    last_error=f"Refused by the server: {', '.join(refused)}" if refused else None)
+            .returning(Email.contract_id, Email.quote_id, Email.to, Email.cc, Email.message_id, Email.document_id,
+                       Email.attempts)
+            .execution_options(synchronize_session=False)).first()
+        if sent is None:
             return
-        # Recorded even if our lease was taken over meanwhile: the message did go out.
-        email.status, email.sent_at = SENT, utcnow()
-        email.lease_until = email.claim_token = None
-        email.last_error = f"Refused by the server: {', '.join(refused)}" if refused else None
         emit(session, SOURCE, "email.sent", {
-            "email_id": email.id, "contract_id": email.contract_id, "quote_id": email.quote_id,
-            "to": email.to, "cc": email.cc, "message_id": email.message_id, "document_id": email.document_id,
-            "attempts": email.attempts, "refused": refused,
-        }, correlation_id=email.contract_id or email.quote_id)
+            "email_id": claim.id, "contract_id": sent.contract_id, "quote_id": sent.quote_id, "to": sent.to,
+            "cc": sent.cc, "message_id": sent.message_id, "document_id": sent.document_id,
+            "attempts": sent.attempts, "refused": refused,
+        }, correlation_id=sent.contract_id or sent.quote_id)
 
 
 def _record_failure(db, claim: Claim, error: str, permanent: bool) -> None:
