@@ -92,11 +92,14 @@ def confirm(session: Session, contract: Contract, customer: Customer, owner) -> 
     """draft → confirmed: freeze the customer, then one event starts reservation, PDF, email and notices."""
     rules.require_move(contract.status, "confirmed")
     settings = load_settings(session)
+    # Taken before the contract changes: a statement here would otherwise flush those changes first and the
+    # contract would be written twice.
+    seq = next_value(session, "confirmations")
     now = utcnow()
     contract.status = "confirmed"
     contract.confirmed_at = now
     contract.customer_snapshot = customer_snapshot(customer)
-    contract.confirmed_seq = next_value(session, "confirmations")
+    contract.confirmed_seq = seq
     contract.stock_status = "pending"
     event = emit(session, SOURCE, "contract.confirmed", confirmed_payload(contract, settings, owner),
                  correlation_id=contract.id)

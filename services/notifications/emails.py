@@ -66,12 +66,13 @@ def queue(session: Session, *, request_key: str, to, subject: str, body: str, ki
                   owner_id=owner_id, customer_name=customer_name, company_language=language_of(company_language),
                   message_id=mailer.message_id(email_id, settings.mail_from), next_attempt_at=utcnow(),
                   created_at=utcnow())
-    session.add(email)
+    # Attached before the row is added: a lookup after it would flush the row and then update it.
     if document_id:
         known = session.get(KnownDocument, document_id)
         _attach(email, document_id, known)
     elif not _attach_latest(session, email):
         email.status = WAITING
+    session.add(email)
     session.flush()
     problem = _problem(email, subject)
     if problem:
