@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,7 @@ SOURCE = "notifications"
 LEASE = timedelta(seconds=180)  # well above a PDF fetch (10 s) and an SMTP exchange (30 s per command)
 BATCH = 5  # per claim: small enough that parallel senders share a burst, one SMTP connection for each
 SMTP_JOIN_SECONDS = 5
-POLL_INTERVAL = 0.25  # seconds between looks for due emails when there is nothing to do
+POLL_INTERVAL = 1.0  # seconds between looks for due emails when no commit in this process announced one
 HOUSEKEEPING_INTERVAL = 2.0
 RECORD_SENT_RETRIES = (0.5, 1, 2, 5, 10, 20, 30)  # about a minute, well inside the lease
 
@@ -74,6 +74,8 @@ def queue(session: Session, *, request_key: str, to, subject: str, body: str, ki
         email.status = WAITING
     session.add(email)
     session.flush()
+    if email.status == QUEUED:
+        _announce_due(session)
     problem = _problem(email, subject)
     if problem:
         fail(session, email, problem)
@@ -128,6 +130,7 @@ def remember_document(session: Session, data: dict, rendered_at) -> None:
 def _attach_to_waiting(session: Session, known: dict) -> None:
     """Emails waiting for a PDF of this owner take this one and become due: one UPDATE, no rows loaded."""
     name = known["filename"] or (func.coalesce(func.nullif(Email.number, ""), "document") + ".pdf")
+    _announce_due(session)
     session.execute(update(Email).where(Email.status == WAITING, Email.kind == known["kind"],
                                         Email.document_owner_id == known["owner_id"])
                     .values(status=QUEUED, next_attempt_at=utcnow(), document_id=known["id"],
@@ -173,6 +176,27 @@ def fail(session: Session, email: Email, error: str) -> None:
                      lines=[], source_key=f"email:{email.id}", recipient_id=email.owner_id, correlation_id=correlation)
 
 
+# --- waking the senders --------------------------------------------------------------------------------------
+
+_due = threading.Event()  # set when a commit of this process made an email due: the senders look at once
+_DUE = "crm_email_due"
+
+
+def _announce_due(session: Session) -> None:
+    session.info[_DUE] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_senders(session):
+    if session.info.pop(_DUE, False):
+        _due.set()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_due(session):
+    session.info.pop(_DUE, None)
+
+
 # --- the sender ------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -211,7 +235,10 @@ def _send_until(settings, db, stop_event, with_housekeeping: bool):
         except Exception:  # database away or a bug: log, keep the thread alive, try again shortly
             log.exception("notifications: sending emails failed")
             busy = 0
-        stop_event.wait(0.02 if busy else POLL_INTERVAL)
+        if busy:
+            stop_event.wait(0.02)
+        elif _due.wait(POLL_INTERVAL):
+            _due.clear()
 
 
 def housekeeping(db) -> None:
