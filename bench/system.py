@@ -152,8 +152,12 @@ class ClusterSystem:
         self.vhost = self.pg_database = None
         self.env: dict = {}
         workers = ", ".join(f"{k}×{v}" for k, v in sorted(self.scale.items())) or "1 each"
+        from crmkit.settings import DEFAULT_EMAIL_SENDERS, DEFAULT_WORKER_THREADS
+        threads = os.environ.get("CRM_WORKER_THREADS") or DEFAULT_WORKER_THREADS
+        senders = os.environ.get("CRM_EMAIL_SENDERS") or DEFAULT_EMAIL_SENDERS
         self.description = (f"per service: gunicorn {web_workers} workers × 4 threads + worker process(es) "
-                            f"({workers}); RabbitMQ + PostgreSQL (a schema per service)")
+                            f"({workers}) with {threads} handler threads, {senders} email senders; "
+                            f"RabbitMQ + PostgreSQL (a schema per service)")
 
     def start(self):
         from crmkit.supervise import commands, service_env

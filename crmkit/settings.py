@@ -24,6 +24,10 @@ def _bool(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+DEFAULT_WORKER_THREADS = 4  # message handlers per worker process (CRM_WORKER_THREADS)
+DEFAULT_EMAIL_SENDERS = 2  # parallel email senders of the notifications worker (CRM_EMAIL_SENDERS)
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str
@@ -44,8 +48,8 @@ class Settings:
     port: int
     service_urls: dict = field(default_factory=dict)
     relay_interval: float = 0.05
-    worker_threads: int = 4
-    email_senders: int = 3
+    worker_threads: int = DEFAULT_WORKER_THREADS
+    email_senders: int = DEFAULT_EMAIL_SENDERS
     scheduler_interval: float = 60.0
     token_ttl: int = 8 * 3600
 
@@ -100,8 +104,8 @@ class Settings:
             port=port if service == "contracts" else DEFAULT_PORTS[service],
             service_urls=urls,
             relay_interval=float(env.get("CRM_RELAY_INTERVAL") or 0.05),
-            worker_threads=int(env.get("CRM_WORKER_THREADS") or 4),
-            email_senders=int(env.get("CRM_EMAIL_SENDERS") or 3),
+            worker_threads=int(env.get("CRM_WORKER_THREADS") or DEFAULT_WORKER_THREADS),
+            email_senders=int(env.get("CRM_EMAIL_SENDERS") or DEFAULT_EMAIL_SENDERS),
             scheduler_interval=float(env.get("CRM_SCHEDULER_INTERVAL") or 60),
             token_ttl=int(env.get("CRM_TOKEN_TTL") or 8 * 3600),
         )
