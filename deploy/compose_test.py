@@ -539,9 +539,10 @@ def compose_tool() -> tuple[list[str], str]:
         return cmd, "podman" if "podman" in cmd[0] else "docker"
     if shutil.which("podman-compose") and shutil.which("podman"):
         return ["podman-compose"], "podman"
-    if shutil.which("docker"):
+    # A docker CLI without a reachable daemon (this machine) is no container engine.
+    if shutil.which("docker") and subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
         return ["docker", "compose"], "docker"
-    raise Failed("neither podman-compose nor docker found (deploy/local-images.sh installs podman)")
+    raise Failed("neither podman-compose nor a running docker found (deploy/local-images.sh installs podman)")
 
 
 def main(argv=None) -> int:
@@ -557,6 +558,9 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below
     t_start = time.monotonic()
+    if args.build:  # first: it installs podman on a machine that has none yet
+        with stage("build images (deploy/local-images.sh)"):
+            subprocess.run(["bash", str(ROOT / "deploy" / "local-images.sh")], cwd=ROOT, check=True)
     compose, engine = compose_tool()
     env = {
         "CRM_GATEWAY_PORT": os.environ.get("CRM_GATEWAY_PORT") or str(free_port()),
@@ -571,9 +575,6 @@ def main(argv=None) -> int:
     say(f"project {args.project}: {' '.join(compose)}, gateway {stack.gateway}, AMQP port {env['CRM_AMQP_PORT']}")
     ok = False
     try:
-        if args.build:
-            with stage("build images (deploy/local-images.sh)"):
-                subprocess.run(["bash", str(ROOT / "deploy" / "local-images.sh")], cwd=ROOT, check=True)
         for image in ("crm-app:latest", "crm-postgres:latest", "crm-rabbitmq:latest"):
             if stack.cli("image", "inspect", image, check=False).returncode != 0:
                 raise Failed(f"image {image} missing: run deploy/local-images.sh (or pass --build)")
