@@ -104,19 +104,27 @@ def test_make_run_serves_the_slice_and_a_sigkill_mid_batch_loses_nothing(make_ru
     # work in flight (a leased message, and others queued behind it) rather than a system at rest.
     blocker = sqlite3.connect(make_run.var / "inventory.sqlite", isolation_level=None, timeout=30)
     blocker.execute("BEGIN IMMEDIATE")
+    def in_flight() -> tuple[int, int]:
+        """Messages waiting for inventory in the embedded broker, and how many of all are leased."""
+        broker = sqlite3.connect(make_run.var / "broker.sqlite", timeout=30)
+        try:
+            return (broker.execute("SELECT count(*) FROM messages WHERE queue = 'crm.inventory.stock'").fetchone()[0],
+                    broker.execute("SELECT count(*) FROM messages WHERE leased_until > 0").fetchone()[0])
+        finally:
+            broker.close()
+
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(confirm, d) for d in drafts]
         assert halfway.wait(120), "half the confirmations never answered"
+        # The relay publishes right after each commit; on a busy machine that may lag the answers a little.
+        wait_for(lambda: all(n > 0 for n in in_flight()), timeout=60, message="messages in flight to inventory")
         make_run.kill()
         for future in futures:
             future.result()
     blocker.execute("ROLLBACK")
     blocker.close()
-    broker = sqlite3.connect(make_run.var / "broker.sqlite")
-    in_flight = broker.execute("SELECT count(*) FROM messages WHERE queue = 'crm.inventory.stock'").fetchone()[0]
-    leased = broker.execute("SELECT count(*) FROM messages WHERE leased_until > 0").fetchone()[0]
-    broker.close()
-    assert in_flight > 0 and leased > 0, (in_flight, leased)
+    waiting, leased = in_flight()
+    assert waiting > 0 and leased > 0, (waiting, leased)
 
     api = make_run.start()  # the same var/: the broker's leases are released, the outboxes resume
     for contract_id in answered:  # a confirmation that was answered was committed
