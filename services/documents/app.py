@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
-from sqlalchemy import func, select
 
 from crmkit.errors import Unavailable
 from crmkit.service import create_web_app
 from crmkit.web.app import make_app
 from crmkit.web.auth import caller
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load_args
 from services.documents import library
 from services.documents.rules import content_disposition
@@ -40,8 +39,7 @@ def list_documents():
     limit, offset = page_args()
     query = library.listing(args.get("kind"), args.get("owner_id"))
     with _db().session() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.limit(limit).offset(offset)).scalars().all()
+        rows, total = fetch_page(session, query, (), limit, offset)  # listing() orders it
         return page(out.dump(rows, many=True), total)
 
 

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from crmkit.errors import Forbidden, NotFound
 from crmkit.service import create_web_app
 from crmkit.timeutil import utcnow
 from crmkit.web.app import make_app
 from crmkit.web.auth import Caller, caller
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load_args
 from services.notifications.models import FAILED, SENT, DepartmentMessage, Email
 from services.notifications.rules import ADDRESSED, DEPARTMENTS, inbox_scope
@@ -67,8 +67,7 @@ def list_emails():
         query = query.where(Email.status == status) if status != "queued" else \
             query.where(Email.status.not_in((SENT, FAILED)))
     with _db().session() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(Email.created_at, Email.id).limit(limit).offset(offset)).scalars()
+        rows, total = fetch_page(session, query, (Email.created_at, Email.id), limit, offset)
         return page([dump_email(e) for e in rows], total)
 
 
@@ -96,9 +95,8 @@ def list_notifications(name):
     if args["unread"]:
         query = query.where(DepartmentMessage.acked_at.is_(None))
     with _db().session() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(DepartmentMessage.occurred_at.desc(), DepartmentMessage.id)
-                               .limit(limit).offset(offset)).scalars()
+        rows, total = fetch_page(session, query, (DepartmentMessage.occurred_at.desc(), DepartmentMessage.id),
+                                 limit, offset)
         return page([message_out.dump(m) for m in rows], total)
 
 

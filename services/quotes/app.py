@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flask import Blueprint, current_app
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 
 from crmkit import catalogue
 from crmkit.errors import NotFound
@@ -12,7 +12,7 @@ from crmkit.service import create_web_app
 from crmkit.web.app import make_app
 from crmkit.web.auth import Caller, bearer, caller
 from crmkit.web.idempotency import idempotent
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load, load_args
 from services.quotes import lifecycle, remote, rules
 from services.quotes.models import Quote
@@ -118,9 +118,7 @@ def list_quotes():
     elif status:
         query = query.where(Quote.status == status)
     with _db().session() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        quotes = session.execute(query.order_by(Quote.created_at.desc(), Quote.id.desc()).limit(limit)
-                                 .offset(offset)).scalars().all()
+        quotes, total = fetch_page(session, query, (Quote.created_at.desc(), Quote.id.desc()), limit, offset)
     available = _available(quotes)
     return page([dump(q, available) for q in quotes], total)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from crmkit.errors import Conflict
 from crmkit.web.auth import caller, issue_token
 from crmkit.web.idempotency import idempotent
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load
 from services.contracts.models import User
 from services.contracts.schemas import TokenIn, TokenOut, UserIn, UserOut
@@ -56,8 +56,7 @@ def list_users():
     caller().require("admin", "manager")
     limit, offset = page_args()
     with _db().session() as session:
-        total = session.execute(select(func.count()).select_from(User)).scalar_one()
-        users = session.execute(select(User).order_by(User.created_at, User.id).limit(limit).offset(offset)).scalars()
+        users, total = fetch_page(session, select(User), (User.created_at, User.id), limit, offset)
         return page([user_out.dump(u) for u in users], total)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from crmkit.errors import field_error
 from crmkit.web.auth import caller
 from crmkit.web.idempotency import idempotent
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load
 from services.contracts.access import customer_for, own_filter, require_reader
 from services.contracts.models import Contract, Customer, User
@@ -54,9 +54,7 @@ def list_customers():
     limit, offset = page_args()
     query = own_filter(select(Customer), caller(), Customer.owner)
     with _db().session() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(Customer.created_at.desc(), Customer.id).limit(limit)
-                               .offset(offset)).scalars()
+        rows, total = fetch_page(session, query, (Customer.created_at.desc(), Customer.id), limit, offset)
         return page([out.dump(c) for c in rows], total)
 
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 from marshmallow import Schema, fields
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from crmkit.errors import NotFound, field_error
 from crmkit.fields import UtcDateTime
 from crmkit.web.auth import caller
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from services.contracts import dead_letters
 from services.contracts.dead_letters import DeadLetter
 
@@ -64,9 +64,7 @@ def list_dead_letters():
     if type_ := _filter("type"):
         query = query.where(DeadLetter.type == type_)
     with _db().session() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(DeadLetter.dead_lettered_at.desc(), DeadLetter.id)
-                               .limit(limit).offset(offset)).scalars()
+        rows, total = fetch_page(session, query, (DeadLetter.dead_lettered_at.desc(), DeadLetter.id), limit, offset)
         return page([list_out.dump(row) for row in rows], total)
 
 

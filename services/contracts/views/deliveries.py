@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from crmkit.errors import NotFound
 from crmkit.web.auth import caller
 from crmkit.web.idempotency import idempotent
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load
 from services.contracts import deliveries
 from services.contracts.access import contract_for, require_reader
@@ -56,9 +56,7 @@ def list_notes(contract_id):
     with _db().session() as session:
         contract = contract_for(session, caller(), contract_id)
         query = select(DeliveryNote).where(DeliveryNote.contract_id == contract.id)
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(DeliveryNote.created_at, DeliveryNote.number).limit(limit)
-                               .offset(offset)).scalars().all()
+        rows, total = fetch_page(session, query, (DeliveryNote.created_at, DeliveryNote.number), limit, offset)
         return page([dump(n, contract) for n in rows], total)
 
 

@@ -9,7 +9,7 @@ from crmkit.errors import NotFound, ValidationFailed
 from crmkit.web.auth import caller
 from crmkit.web.errors import flatten_messages
 from crmkit.web.idempotency import idempotent
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import json_body, load, load_args
 from services.contracts import receivables
 from services.contracts.access import contract_for, own_filter, require_reader
@@ -75,8 +75,7 @@ def contract_receivables(contract_id):
     with _db().session() as session:
         contract = contract_for(session, caller(), contract_id)
         query = select(Receivable).where(Receivable.contract_id == contract.id)
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(Receivable.seq).limit(limit).offset(offset)).scalars().all()
+        rows, total = fetch_page(session, query, (Receivable.seq,), limit, offset)
         return page([dump(r, contract) for r in rows], total)
 
 

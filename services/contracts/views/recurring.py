@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from crmkit.errors import NotFound, ValidationFailed
 from crmkit.timeutil import utcnow
 from crmkit.web.auth import caller
 from crmkit.web.idempotency import idempotent
-from crmkit.web.pagination import page, page_args
+from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load, load_args
 from services.contracts import recurring
 from services.contracts.access import contract_for, own_filter, require_reader
@@ -54,9 +54,8 @@ def list_schedules():
     if args.get("source_contract_id"):
         query = query.where(RecurringSchedule.source_contract_id == args["source_contract_id"])
     with _db().session() as session:
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = session.execute(query.order_by(RecurringSchedule.created_at.desc(), RecurringSchedule.id)
-                               .limit(limit).offset(offset)).scalars().all()
+        rows, total = fetch_page(session, query, (RecurringSchedule.created_at.desc(), RecurringSchedule.id), limit,
+                                 offset)
         return page(out.dump(rows, many=True), total)
 
 
