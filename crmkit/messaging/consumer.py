@@ -49,6 +49,12 @@ def only_if(predicate):
     return mark
 
 
+def concerns(handler, envelope: Envelope) -> bool:
+    """False for an event the handler declared (only_if) it has nothing to do with."""
+    wants = getattr(handler, "wants", None)
+    return wants is None or bool(wants(envelope))
+
+
 class Worker(ConsumerMixin):
     """Consumes one service's queues and calls `handlers[type](envelope, session, ctx)`.
 
@@ -139,8 +145,7 @@ class Worker(ConsumerMixin):
         handler = self.handlers.get(envelope.type)
         if handler is None:
             return None  # bound by a wildcard or an older topology: nothing to do here
-        wants = getattr(handler, "wants", None)
-        if wants is not None and not wants(envelope):
+        if not concerns(handler, envelope):
             EVENTS_HANDLED.labels(self.consumer_name, envelope.type, "ignored").inc()
             return None
         self._observe_wait(envelope)

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from crmkit.db import Database
-from crmkit.messaging.consumer import Skip
+from crmkit.messaging.consumer import Skip, concerns
 from crmkit.messaging.envelope import Envelope
 from crmkit.models import KIT_TABLES, OutboxMessage
 from crmkit.settings import Settings
@@ -47,8 +47,7 @@ def handle(db, settings, type: str, data: dict, source: str = "contracts", id: s
     envelope = Envelope(type=type, source=source, data=data, correlation_id=data.get("contract_id"))
     if id:
         envelope.id = id
-    wants = getattr(HANDLERS[type], "wants", None)
-    if wants is not None and not wants(envelope):
+    if not concerns(HANDLERS[type], envelope):
         return envelope  # the worker acknowledges it untouched
     try:
         with db.session() as session:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from crmkit.db import Database
-from crmkit.messaging.consumer import Skip
+from crmkit.messaging.consumer import Skip, concerns
 from crmkit.messaging.envelope import Envelope
 from crmkit.models import KIT_TABLES, OutboxMessage
 from services.quotes import lifecycle, rules
@@ -50,8 +50,7 @@ def events(db, type_: str) -> list[dict]:
 def handle(db, type_: str, data: dict, correlation_id=None) -> bool:
     """Run a handler in one transaction as the worker does; False when it skipped."""
     envelope = Envelope(type=type_, source="test", data=data, correlation_id=correlation_id)
-    wants = getattr(HANDLERS[type_], "wants", None)
-    if wants is not None and not wants(envelope):
+    if not concerns(HANDLERS[type_], envelope):
         return False  # the worker acknowledges it untouched
     try:
         with db.session() as session:
