@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SOURCE = "notifications"
 LEASE = timedelta(seconds=180)  # well above a PDF fetch (10 s) and an SMTP exchange (30 s per command)
 BATCH = 5  # per claim: small enough that parallel senders share a burst, one SMTP connection for each
-SMTP_JOIN_SECONDS = 5
+SENDER_JOIN_SECONDS = 5  # how long a stopping worker waits for a sender mid-email
 POLL_INTERVAL = 1.0  # seconds between looks for due emails when no commit in this process announced one
 HOUSEKEEPING_INTERVAL = 2.0
 RECORD_SENT_RETRIES = (0.5, 1, 2, 5, 10, 20, 30)  # about a minute, well inside the lease
@@ -130,12 +130,13 @@ def remember_document(session: Session, data: dict, rendered_at) -> None:
 def _attach_to_waiting(session: Session, known: dict) -> None:
     """Emails waiting for a PDF of this owner take this one and become due: one UPDATE, no rows loaded."""
     name = known["filename"] or (func.coalesce(func.nullif(Email.number, ""), "document") + ".pdf")
-    _announce_due(session)
-    session.execute(update(Email).where(Email.status == WAITING, Email.kind == known["kind"],
-                                        Email.document_owner_id == known["owner_id"])
-                    .values(status=QUEUED, next_attempt_at=utcnow(), document_id=known["id"],
-                            document_sha256=known["sha256"], attachment_name=name)
-                    .execution_options(synchronize_session=False))
+    attached = session.execute(update(Email).where(Email.status == WAITING, Email.kind == known["kind"],
+                                                   Email.document_owner_id == known["owner_id"])
+                               .values(status=QUEUED, next_attempt_at=utcnow(), document_id=known["id"],
+                                       document_sha256=known["sha256"], attachment_name=name)
+                               .execution_options(synchronize_session=False)).rowcount
+    if attached:
+        _announce_due(session)
 
 
 def _filename(value) -> str | None:
@@ -221,7 +222,7 @@ def sender_loop(settings, db, ctx, stop_event):
         helper.start()
     _send_until(settings, db, stop_event, True)
     for helper in helpers:
-        helper.join(SMTP_JOIN_SECONDS)
+        helper.join(SENDER_JOIN_SECONDS)
 
 
 def _send_until(settings, db, stop_event, with_housekeeping: bool):
