@@ -50,8 +50,7 @@ _INSERT = OutboxMessage.__table__.insert()
 
 
 def _outbox_key(bind) -> tuple:
-    schema = (bind.get_execution_options().get("schema_translate_map") or {}).get(None)
-    return str(bind.engine.url), schema
+    return str(bind.engine.url), bind.get_execution_options().get("crm_schema")
 
 
 def notify_channel(bind) -> str:

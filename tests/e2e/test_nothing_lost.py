@@ -64,7 +64,7 @@ def test_an_inventory_worker_killed_while_handling_is_redelivered_and_handled_on
         assert api.post(f"/api/v1/contracts/{contract['id']}/confirm").status_code == 200
         waiting = wait_for(lambda: pg.scalar(
             db_url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND query ILIKE %s", ("%inventory.products%",)),
+                    "AND wait_event_type = 'Lock' AND query ILIKE %s", ("%FROM products%FOR UPDATE%",)),
             timeout=60, message="inventory's handler waiting on the product lock")
         assert waiting == 1
         cluster.kill("inventory-worker-1")  # SIGKILL mid-message: no ack, no commit
