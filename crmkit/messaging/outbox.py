@@ -67,8 +67,9 @@ def _announce(session: Session) -> None:
         bind = session.get_bind()
     except UnboundExecutionError:
         return
-    session.info[_ANNOUNCED] = _outbox_key(bind)
-    if bind.dialect.name == "postgresql":
+    key = session.info[_ANNOUNCED] = _outbox_key(bind)
+    if bind.dialect.name == "postgresql" and not _relay_wakers.get(key):
+        # No relay of this outbox runs here (the web processes): tell the others' listeners.
         # Transactional: delivered at commit, dropped on rollback, one per channel per transaction.
         # No autoflush: the caller's pending rows are written when it flushes, not here.
         with session.no_autoflush:
@@ -233,7 +234,10 @@ class Relay:
 
     def run(self):
         backoff = 0.5
-        _relay_wakers.setdefault(_outbox_key(self.db.engine), weakref.WeakSet()).add(self.wake)
+        # While this relay runs, commits in this process wake it directly and send no NOTIFY: a NOTIFY
+        # would cost a statement and wake the listener for a second, empty read of the outbox.
+        wakers = _relay_wakers.setdefault(_outbox_key(self.db.engine), weakref.WeakSet())
+        wakers.add(self.wake)
         if not self.db.is_sqlite:
             threading.Thread(target=self._listen, name=f"{self.settings.service}-relay-listen", daemon=True).start()
         while not self.stopped.is_set():
@@ -248,6 +252,7 @@ class Relay:
                 self._reset()
                 self.stopped.wait(backoff)
                 backoff = min(backoff * 2, 10)
+        wakers.discard(self.wake)
         self._reset()
 
     def stop(self):
