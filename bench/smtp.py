@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import email
-import email.policy
+import email.errors
+import email.header
 import json
 import re
 import signal
@@ -22,9 +23,11 @@ NUMBER = re.compile(r"\b[A-Z]{2,4}-\d{4}-\d{4,}\b")
 
 def numbers_in(raw: bytes) -> tuple[list[str], str, int]:
     """(document numbers, subject, attachment count) of one raw message."""
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    subject = str(message.get("subject", ""))
-    texts = [subject] + [f"{k}: {v}" for k, v in message.items() if k.lower().startswith("x-")]
+    # The compat32 policy and explicit decoding, not policy.default: its header objects took 70 % of this
+    # server's CPU, which the bench counts against the system.
+    message = email.message_from_bytes(raw)
+    subject = _decoded(message.get("subject", ""))
+    texts = [subject] + [f"{k}: {_decoded(v)}" for k, v in message.items() if k.lower().startswith("x-")]
     attachments = 0
     for part in message.walk():
         if part.is_multipart():
@@ -32,14 +35,22 @@ def numbers_in(raw: bytes) -> tuple[list[str], str, int]:
         filename = part.get_filename()
         if filename or part.get_content_disposition() == "attachment":
             attachments += 1
-            texts.append(filename or "")
+            texts.append(_decoded(filename or ""))
         elif part.get_content_maintype() == "text":
             try:
-                texts.append(part.get_content())
-            except (LookupError, ValueError):
+                texts.append(part.get_payload(decode=True).decode(part.get_content_charset() or "ascii"))
+            except (LookupError, ValueError, AttributeError):
                 pass
     found = list(dict.fromkeys(NUMBER.findall("\n".join(texts))))
     return found, subject, attachments
+
+
+def _decoded(value) -> str:
+    """A header's text with RFC 2047 encoded words decoded."""
+    try:
+        return str(email.header.make_header(email.header.decode_header(str(value))))
+    except (LookupError, ValueError, email.errors.HeaderParseError):
+        return str(value)
 
 
 def main(argv=None):
