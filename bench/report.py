@@ -214,8 +214,9 @@ def markdown(r: dict) -> str:
              f"{_fmt((r.get('micro') or {}).get('pdf_cpu_ms'))} ms |",
              f"| outbox relay (CPU per event) | {_fmt(r['relay_events_per_s'])} events/s "
              f"({_fmt((r.get('micro') or {}).get('relay_cpu_us_per_event'))} µs) |",
-             f"| CPU speed check: 3M-iteration Python loop (lower is faster; compare runs) | "
-             f"{_fmt((r.get('micro') or {}).get('python_loop_3m_cpu_ms'))} ms |",
+             f"| CPU speed check: 3M-iteration Python loop before / after the load (lower is faster; compare runs) | "
+             f"{_fmt((r.get('micro') or {}).get('python_loop_3m_cpu_ms'))} / "
+             f"{_fmt((r.get('micro') or {}).get('python_loop_3m_cpu_ms_after'))} ms |",
              f"| messages published per saga | {_fmt(r['messages_published_per_saga'])} |",
              f"| CPU per saga (system, all processes) | {_fmt(r['cpu_ms_per_saga'])} ms |",
              f"| CPU per saga beyond idle, everything on the box (system, broker, database, SMTP, load generator) "
