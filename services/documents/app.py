@@ -12,7 +12,7 @@ from crmkit.web.requests import load_args
 from services.documents import library
 from services.documents.rules import content_disposition
 from services.documents.schemas import DocumentOut, DocumentQuery, LatestQuery
-from services.documents.store import DocumentStore, MissingContent
+from crmkit.document_store import DocumentStore, MissingContent
 
 bp = Blueprint("documents", __name__, url_prefix="/api/v1/documents")
 out = DocumentOut()

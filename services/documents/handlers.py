@@ -12,7 +12,7 @@ from crmkit.web.auth import system_token
 from crmkit.web.client import ServiceClient
 from services.documents import library, rules
 from services.documents.schemas import DocumentRequested
-from services.documents.store import DocumentStore
+from crmkit.document_store import DocumentStore
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from crmkit.timeutil import utcnow
 from services.documents import render as renderer
 from services.documents.models import Document, DocumentFailure
 from services.documents.rules import Job, filename
-from services.documents.store import DocumentStore
+from crmkit.document_store import DocumentStore
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from crmkit.db import insert_ignore
+from crmkit.document_store import DocumentStore
 from crmkit.errors import Unavailable
 from crmkit.messaging.outbox import emit
 from crmkit.timeutil import utcnow
@@ -335,7 +336,12 @@ def _record_sent_retrying(db, claim: Claim, refused: list[str]) -> None:
 
 
 def fetch_pdf(settings, document_id: str, sha256: str | None) -> bytes:
-    """The stored PDF from the documents service, checked against the sha256 it was announced with."""
+    """The stored PDF, checked against the sha256 it was announced with: read from the document store when this
+    process sees it (one host, or its volume mounted), else fetched from the documents service."""
+    if sha256:
+        data = DocumentStore(settings.documents_dir).read_verified(sha256)
+        if data is not None:
+            return data
     try:
         reply = ServiceClient(settings, "documents", timeout=10).get(
             f"/api/v1/documents/{quote(document_id, safe='')}/content", token=system_token(settings))

@@ -20,7 +20,7 @@ from services.documents import library, render as renderer, rules
 from services.documents.app import build_app
 from services.documents.handlers import HANDLERS, make_context
 from services.documents.models import TABLES, Document, DocumentFailure
-from services.documents.store import DocumentStore
+from crmkit.document_store import DocumentStore
 
 PDF = b"%PDF-1.4\n" + b"x" * 1000 + b"\n%%EOF\n"
 

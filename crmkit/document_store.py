@@ -1,4 +1,9 @@
-"""Content-addressed PDF storage: DOCUMENTS_DIR/ab/abcdef….pdf named by the sha256 of the bytes."""
+"""Content-addressed PDF storage: DOCUMENTS_DIR/ab/abcdef….pdf named by the sha256 of the bytes.
+
+The documents service writes it. A process that sees the same directory (notifications, on one host or with
+the volume mounted) may read a PDF it knows the sha256 of instead of fetching it over HTTP: a name is its
+content's digest, so what it reads is checked, not trusted.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -70,6 +75,14 @@ class DocumentStore:
             return self.path_of(sha256).read_bytes()
         except FileNotFoundError:
             raise MissingContent(sha256) from None
+
+    def read_verified(self, sha256: str) -> bytes | None:
+        """The bytes if they are here and match their name; None otherwise (absent, unreadable, damaged)."""
+        try:
+            data = self.read(sha256)
+        except (MissingContent, ValueError, OSError):
+            return None
+        return data if digest(data) == sha256 else None
 
     def exists(self, sha256: str) -> bool:
         return self.path_of(sha256).is_file()
