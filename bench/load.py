@@ -126,7 +126,7 @@ class Run:
                     "lines": [{"product_code": code, "quantity": rng.randint(1, 40)}
                               for code in rng.sample(self.seed.products, self.lines)],
                     "send_to_customer": True, "notify_departments": self.departments}
-            r, started, post_s, error = client.timed("POST", "/contracts", json=body)
+            r, started, post_s, error = client.timed("POST", "/contracts", json_body=body)
             if r is None or r.status_code != 201:
                 self.fail("POST /contracts", error or f"{r.status_code}: {r.text[:300]}")
                 continue
