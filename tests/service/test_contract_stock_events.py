@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from crmkit.db import Database
-from crmkit.messaging.consumer import Skip
 from crmkit.messaging.envelope import Envelope
 from crmkit.models import KIT_TABLES
 from services.contracts.handlers import HANDLERS
 from services.contracts.models import TABLES, Contract, ContractLine, Customer, TimelineEntry, User
+from support.handlers import run_handler
 
 
 @pytest.fixture
@@ -40,13 +40,8 @@ def contract(db, stock_status="pending", warnings=None) -> str:
 
 
 def handle(db, type_: str, data: dict) -> bool:
-    envelope = Envelope(type=type_, source="inventory", data=data, correlation_id=data.get("contract_id"))
-    try:
-        with db.session() as session:
-            HANDLERS[type_](envelope, session, None)
-        return True
-    except Skip:
-        return False
+    return run_handler(db, HANDLERS, Envelope(type=type_, source="inventory", data=data,
+                                              correlation_id=data.get("contract_id")))
 
 
 def state(db, contract_id: str):

@@ -11,7 +11,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from crmkit.db import Database
-from crmkit.messaging.consumer import Skip, concerns
 from crmkit.messaging.envelope import Envelope
 from crmkit.models import KIT_TABLES, OutboxMessage
 from crmkit.settings import Settings
@@ -20,6 +19,7 @@ from services.notifications import emails
 from services.notifications.handlers import HANDLERS, make_context
 from services.notifications.models import TABLES, DepartmentMessage, Email
 from services.notifications.rules import MAX_ATTEMPTS
+from support.handlers import run_handler
 
 PDF = b"%PDF-1.4 a contract"
 
@@ -47,13 +47,7 @@ def handle(db, settings, type: str, data: dict, source: str = "contracts", id: s
     envelope = Envelope(type=type, source=source, data=data, correlation_id=data.get("contract_id"))
     if id:
         envelope.id = id
-    if not concerns(HANDLERS[type], envelope):
-        return envelope  # the worker acknowledges it untouched
-    try:
-        with db.session() as session:
-            HANDLERS[type](envelope, session, make_context(settings, db))
-    except Skip:
-        pass
+    run_handler(db, HANDLERS, envelope, make_context(settings, db))
     return envelope
 
 

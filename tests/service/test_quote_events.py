@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from crmkit.db import Database
-from crmkit.messaging.consumer import Skip, concerns
 from crmkit.messaging.envelope import Envelope
 from crmkit.models import KIT_TABLES, OutboxMessage
 from services.quotes import lifecycle, rules
+from support.handlers import run_handler
 from services.quotes.handlers import HANDLERS
 from services.quotes.models import TABLES, Quote
 
@@ -49,15 +49,7 @@ def events(db, type_: str) -> list[dict]:
 
 def handle(db, type_: str, data: dict, correlation_id=None) -> bool:
     """Run a handler in one transaction as the worker does; False when it skipped."""
-    envelope = Envelope(type=type_, source="test", data=data, correlation_id=correlation_id)
-    if not concerns(HANDLERS[type_], envelope):
-        return False  # the worker acknowledges it untouched
-    try:
-        with db.session() as session:
-            HANDLERS[type_](envelope, session, None)
-        return True
-    except Skip:
-        return False
+    return run_handler(db, HANDLERS, Envelope(type=type_, source="test", data=data, correlation_id=correlation_id))
 
 
 def test_sending_records_everything_a_document_and_an_email_need(db):
