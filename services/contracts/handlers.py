@@ -65,7 +65,8 @@ def stock_reserved(envelope, session, ctx):
 
 
 _CONTRACTS = Contract.__table__
-_MARK_RESERVED = (update(_CONTRACTS).where(_CONTRACTS.c.id == bindparam("cid"), _CONTRACTS.c.stock_status != "released")
+_MARK_RESERVED = (update(_CONTRACTS)
+                  .where(_CONTRACTS.c.id == bindparam("cid"), _CONTRACTS.c.stock_status != "released")
                   .values(stock_status="reserved", warnings=[]).returning(_CONTRACTS.c.id))
 _EXISTS = select(_CONTRACTS.c.id).where(_CONTRACTS.c.id == bindparam("cid"))
 

@@ -80,7 +80,7 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
     # one statement each for the counters, the ledger and the reservations: plain Core, because the unit of
     # work's bookkeeping for these fifteen rows cost more than writing them.
     codes = sorted({line["product_code"] for line in lines})
-    free = {row.code: row.on_hand - row.reserved for row in session.execute(
+    free = {row.code: available(row) for row in session.execute(
         select(_PRODUCTS.c.code, _PRODUCTS.c.on_hand, _PRODUCTS.c.reserved).where(_PRODUCTS.c.code.in_(codes))
         .order_by(_PRODUCTS.c.code).with_for_update())}
     now = utcnow()
