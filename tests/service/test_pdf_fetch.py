@@ -2,22 +2,16 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
 from crmkit.document_store import DocumentStore
 from crmkit.settings import Settings
 from services.notifications import emails, mailer
+from support.infra import wsgi_server
 
 PDF = b"%PDF-1.4 the signed contract"
 SHA = hashlib.sha256(PDF).hexdigest()
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
@@ -30,10 +24,8 @@ def documents_service():
         start_response("200 OK", [("Content-Type", "application/pdf")])
         return [body["data"]]
 
-    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", asked, body
-    server.shutdown()
+    with wsgi_server(app) as url:
+        yield url, asked, body
 
 
 def settings_for(tmp_path, url):

@@ -3,20 +3,14 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
 from crmkit.errors import Unavailable
 from crmkit.settings import Settings
 from crmkit.web.client import ServiceClient
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args):
-        pass
+from support.infra import wsgi_server
 
 
 @pytest.fixture
@@ -35,10 +29,8 @@ def peer():
         start_response("201 Created", [("Content-Type", "application/json"), ("ETag", '"abc"')])
         return [json.dumps(seen).encode()]
 
-    server = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with wsgi_server(app) as url:
+        yield url
 
 
 def client(url, timeout=5.0):

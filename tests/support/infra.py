@@ -1,6 +1,7 @@
 """Real parts for tests: PostgreSQL databases, RabbitMQ vhosts, an aiosmtpd server, the running system."""
 from __future__ import annotations
 
+import contextlib
 import email
 import os
 import socket
@@ -10,6 +11,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 import requests
@@ -262,3 +264,20 @@ def _ready(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def wsgi_server(app):
+    """A real HTTP server on a free local port serving the WSGI `app` from a thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
