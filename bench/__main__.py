@@ -218,9 +218,8 @@ def main(argv=None) -> int:
             ([args.tag] if args.tag else []):
         stem += f"-{part}"
     json_path, md_path = report.write(result, args.out, stem)
-    if args.profile:
-        if snaps.get("profiler") is not None:
-            snaps["profiler"].join(120)
+    if args.profile and snaps.get("profiler") is not None:
+        snaps["profiler"].join(120)
         (args.profile / "summary.md").write_text(profile.summary(args.profile))
         say(f"profiles: {args.profile}/summary.md")
     print(report.markdown(result))
