@@ -180,7 +180,33 @@ def fail(session: Session, email: Email, error: str) -> None:
 
 # --- waking the senders --------------------------------------------------------------------------------------
 
-_due = threading.Event()  # set when a commit of this process made an email due: the senders look at once
+class _DueSignal:
+    """Wakes one idle sender when a commit of this process made emails due.
+
+    An Event would wake every sender, and all but one would run a claim that finds nothing: a transaction each,
+    about two per email with two senders. A sender that wakes takes every announcement made so far, since its
+    claim covers every row committed before it; a sender still busy delivering finds them when it comes back.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._pending = 0
+
+    def announce(self) -> None:
+        with self._cond:
+            self._pending += 1
+            self._cond.notify()
+
+    def wait(self, timeout: float) -> bool:
+        """True when emails were announced; False after `timeout` without any (time to poll)."""
+        with self._cond:
+            if self._cond.wait_for(lambda: self._pending, timeout):
+                self._pending = 0
+                return True
+            return False
+
+
+_due = _DueSignal()
 _DUE = "crm_email_due"
 
 
@@ -191,7 +217,7 @@ def _announce_due(session: Session) -> None:
 @event.listens_for(Session, "after_commit")
 def _wake_senders(session):
     if session.info.pop(_DUE, False):
-        _due.set()
+        _due.announce()
 
 
 @event.listens_for(Session, "after_rollback")
@@ -233,14 +259,12 @@ def _send_until(settings, db, stop_event, with_housekeeping: bool):
             if with_housekeeping and time.monotonic() >= next_housekeeping:
                 housekeeping(db)
                 next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
-            busy = send_due(settings, db)
+            claimed = send_due(settings, db)
         except Exception:  # database away or a bug: log, keep the thread alive, try again shortly
             log.exception("notifications: sending emails failed")
-            busy = 0
-        if busy:
-            stop_event.wait(0.02)
-        elif _due.wait(POLL_INTERVAL):
-            _due.clear()
+            claimed = 0
+        if claimed < BATCH:  # the queue was drained when we claimed: wait for news (or poll for retries due)
+            _due.wait(POLL_INTERVAL)
 
 
 def housekeeping(db) -> None:

@@ -1,8 +1,11 @@
 """Notifications' handlers and sender on a real SQLite database and a real SMTP server; the PDF fetch is stubbed."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import smtplib
+import threading
+import time
 import uuid
 from datetime import timedelta
 
@@ -131,6 +134,54 @@ def test_department_messages_go_to_the_inbox_and_the_department_exchange(db, set
     assert body["text"] == "合同 HT-2026-000001（杭州明远机械有限公司）已确认，交货日期 2026-12-20，请安排备货。"
     assert [e["data"]["department"] for e in outbox(db, "department.notified")] == ["warehouse", "finance"]
     assert the_emails(db) == []
+
+
+def test_a_due_email_wakes_one_sender_and_none_made_due_meanwhile_waits_for_the_poll(db, settings, smtp_server,
+                                                                                      monkeypatch):
+    """Two senders idle: the commit that makes an email due wakes one of them, and the other does not run an
+    empty claim (a transaction) for it. Emails made due while the senders are busy go out without the poll."""
+    monkeypatch.setattr(emails, "_due", emails._DueSignal())
+    monkeypatch.setattr(emails, "POLL_INTERVAL", 60)  # only wake-ups make the senders look
+    claims = []
+    real_claim = emails._claim
+
+    def counting_claim(session, settings, limit):
+        claimed = real_claim(session, settings, limit)
+        claims.append(len(claimed))
+        return claimed
+
+    monkeypatch.setattr(emails, "_claim", counting_claim)
+    stop = threading.Event()
+    loop = threading.Thread(target=emails.sender_loop, args=(dataclasses.replace(settings, email_senders=2), db,
+                                                             None, stop))
+    loop.start()
+    try:
+        wait_until(lambda: len(claims) == 2)  # each sender looked once when it started
+        handle(db, settings, "contract.confirmed", confirmed("c-1"))
+        handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+        wait_until(lambda: len(smtp_server.messages) == 1)
+        time.sleep(0.3)
+        assert claims == [0, 0, 1]
+
+        for n in range(2, 6):
+            handle(db, settings, "contract.confirmed", confirmed(f"c-{n}"))
+            handle(db, settings, "document.rendered", rendered(f"c-{n}", f"doc-{n}"), source="documents")
+        wait_until(lambda: len(smtp_server.messages) == 5)
+    finally:
+        stop.set()
+        deadline = time.monotonic() + 10
+        while loop.is_alive() and time.monotonic() < deadline:  # wake-ups until both senders have seen the stop
+            emails._due.announce()
+            loop.join(0.05)
+    assert sorted(m["Message-ID"] for m in smtp_server.messages) == sorted(e.message_id for e in the_emails(db))
+    assert [e.status for e in the_emails(db)] == ["sent"] * 5
+
+
+def wait_until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
 
 
 def test_an_email_requested_before_the_pdf_waits_for_it(db, settings, smtp_server):
