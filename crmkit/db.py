@@ -79,8 +79,12 @@ def insert_ignore(session, table, values: dict) -> bool:
 def _insert_ignore(table, dialect_name: str):
     # Built once per table: on the hot paths (every message's inbox row) building the statement cost
     # more than running it. The columns come from each call's parameters.
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return dialect_insert(dialect_name)(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+
+
+def dialect_insert(dialect_name: str):
+    """The insert() that knows ON CONFLICT on this dialect (both of ours spell it the same way)."""
+    return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
 
 
 def _search_path(url, schema: str | None) -> dict:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, select, update
 
 from crmkit.messaging.consumer import Skip, only_if
-from services.contracts.lifecycle import add_timeline
+from services.contracts.lifecycle import add_timeline, add_timeline_if_contract
 from services.contracts.models import Contract, ContractLine
 
 
@@ -129,11 +129,9 @@ SUMMARIES = {
 
 
 def timeline_only(envelope, session, ctx):
-    contract_id = _contract_id(envelope)
-    if session.execute(_EXISTS, {"cid": contract_id}).first() is None:
-        raise Skip()
-    add_timeline(session, contract_id, envelope.id, envelope.type, SUMMARIES[envelope.type](envelope.data),
-                 _at(envelope))
+    if not add_timeline_if_contract(session, _contract_id(envelope), envelope.id, envelope.type,
+                                    SUMMARIES[envelope.type](envelope.data), _at(envelope)):
+        raise Skip()  # nothing was written
 
 
 HANDLERS = {

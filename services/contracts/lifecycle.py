@@ -1,13 +1,15 @@
 """Contract operations in the caller's transaction: create, change, confirm, cancel, and their events."""
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import date
 from decimal import Decimal
 
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, object_session
 
-from crmkit.db import insert_ignore
+from crmkit.db import dialect_insert, insert_ignore
 from crmkit.errors import Conflict, ValidationFailed
 from crmkit.fields import qty_str
 from crmkit.messaging.outbox import emit
@@ -154,6 +156,35 @@ def add_timeline(session: Session, contract_id: str, event_id: str, type: str, s
     """One entry per (contract, event): a second one for the same event is ignored."""
     insert_ignore(session, TimelineEntry.__table__, {"contract_id": contract_id, "event_id": event_id, "type": type,
                                                      "summary": summary, "at": at or utcnow()})
+
+
+def add_timeline_if_contract(session: Session, contract_id: str, event_id: str, type: str, summary: str,
+                             at=None) -> bool:
+    """add_timeline for an event that may name a contract this service does not have; False when it does not.
+
+    One statement on the usual path (the entry is written only if the contract exists) instead of a lookup and
+    an insert: this runs for most events of every saga.
+    """
+    values = {"contract_id": contract_id, "event_id": event_id, "type": type, "summary": summary,
+              "at": at or utcnow()}
+    if session.execute(_timeline_if_contract(session.get_bind().dialect.name), values).first() is not None:
+        return True
+    # Nothing written: the entry was there already (a copy of the event), or there is no such contract.
+    return session.execute(_CONTRACT_EXISTS, {"contract_id": contract_id}).first() is not None
+
+
+_TIMELINE = TimelineEntry.__table__
+_CONTRACTS = Contract.__table__
+_CONTRACT_EXISTS = select(_CONTRACTS.c.id).where(_CONTRACTS.c.id == bindparam("contract_id"))
+
+
+@functools.lru_cache(maxsize=None)
+def _timeline_if_contract(dialect_name: str):
+    columns = ["contract_id", "event_id", "type", "summary", "at"]
+    row = select(*(bindparam(name, type_=_TIMELINE.c[name].type) for name in columns)).where(
+        exists().where(_CONTRACTS.c.id == bindparam("contract_id")))
+    return (dialect_insert(dialect_name)(_TIMELINE).from_select(columns, row)
+            .on_conflict_do_nothing().returning(_TIMELINE.c.id))
 
 
 def require_customer_unchanged(contract: Contract, customer_id: str | None) -> None:

@@ -1,4 +1,6 @@
-"""The gateway's record of a reservation: stock status, reserved quantities and the timeline, from the event."""
+"""The gateway's record of other services' events: stock status, reserved quantities and the timeline.
+
+On SQLite and PostgreSQL: the timeline's insert-if-the-contract-exists is one statement spelled per dialect."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -15,9 +17,11 @@ from services.contracts.models import TABLES, Contract, ContractLine, Customer, 
 from support.handlers import run_handler
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'contracts.sqlite'}", tables=KIT_TABLES + TABLES)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    sqlite = f"sqlite:///{tmp_path / 'contracts.sqlite'}"
+    database = Database(sqlite if request.param == "sqlite" else request.getfixturevalue("pg_url"),
+                        tables=KIT_TABLES + TABLES)
     database.create_all()
     with database.session() as session:
         session.add(User(id="u1", username="alice", password_hash="x", role="sales"))
@@ -39,9 +43,10 @@ def contract(db, stock_status="pending", warnings=None) -> str:
     return "k1"
 
 
-def handle(db, type_: str, data: dict) -> bool:
-    return run_handler(db, HANDLERS, Envelope(type=type_, source="inventory", data=data,
-                                              correlation_id=data.get("contract_id")))
+def handle(db, type_: str, data: dict, event_id: str | None = None) -> bool:
+    envelope = Envelope(type=type_, source="inventory", data=data, correlation_id=data.get("contract_id"))
+    envelope.id = event_id or envelope.id
+    return run_handler(db, HANDLERS, envelope)
 
 
 def state(db, contract_id: str):
@@ -72,3 +77,22 @@ def test_stock_reserved_for_an_unknown_contract_is_skipped_and_writes_nothing(db
     contract(db)
     assert not handle(db, "stock.reserved", dict(RESERVED, contract_id="nope"))
     assert state(db, "k1") == ("pending", [], {1: D(0), 2: D(0)}, [])
+
+
+def test_an_event_of_a_known_contract_joins_its_timeline_once(db):
+    contract(db)
+    sent = {"contract_id": "k1", "to": ["buyer@example.cn"]}
+    assert handle(db, "email.sent", sent, event_id="e-1")
+    assert handle(db, "email.sent", sent, event_id="e-1")  # a copy: handled, nothing added
+    assert handle(db, "department.notified", {"contract_id": "k1", "department": "warehouse"})
+    assert state(db, "k1")[3] == ["email.sent", "department.notified"]
+    with db.session() as session:
+        summaries = session.execute(select(TimelineEntry.summary).order_by(TimelineEntry.id)).scalars().all()
+    assert summaries == ["Email sent to buyer@example.cn", "Department warehouse notified"]
+
+
+def test_an_event_of_an_unknown_contract_is_skipped_and_writes_nothing(db):
+    contract(db)
+    assert not handle(db, "email.sent", {"contract_id": "nope", "to": ["buyer@example.cn"]})
+    with db.session() as session:
+        assert session.execute(select(TimelineEntry)).first() is None
