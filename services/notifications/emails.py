@@ -10,6 +10,7 @@ earlier (fetching the PDF, connecting, while the server refuses) sent nothing: i
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -309,21 +310,49 @@ def _claim(session: Session, settings, limit: int) -> list[Claim]:
     """Lease up to `limit` due emails in one UPDATE … RETURNING (the queue pattern: the inner SELECT skips rows
     another sender holds, on PostgreSQL)."""
     now = utcnow()
-    token = str(uuid.uuid4())  # one per claim: it tells this sender's lease from a later one
-    due = _locking(session, select(Email.id).where(Email.status == QUEUED, Email.next_attempt_at <= now)
-                   .order_by(Email.next_attempt_at).limit(limit))
-    rows = session.execute(
-        update(Email).where(Email.id.in_(due.scalar_subquery()))
-        .values(status=SENDING, claim_token=token, lease_until=now + LEASE, attempts=Email.attempts + 1,
-                first_attempt_at=func.coalesce(Email.first_attempt_at, now), smtp_started_at=None)
-        .returning(Email.id, Email.message_id, Email.to, Email.cc, Email.reply_to, Email.subject, Email.body,
-                   Email.attachment_name, Email.document_id, Email.document_sha256, Email.next_attempt_at)
-        .execution_options(synchronize_session=False)).all()
-    return [Claim(id=row.id, token=token, document_id=row.document_id, document_sha256=row.document_sha256,
+    rows = session.execute(_claim_statement(session.get_bind().dialect.name), {
+        "now": now, "batch": limit, "lease": now + LEASE,
+        "token": str(uuid.uuid4()),  # one per claim: it tells this sender's lease from a later one
+    }).all()
+    return [Claim(id=row.id, token=row.claim_token, document_id=row.document_id, document_sha256=row.document_sha256,
                   outgoing=mailer.Outgoing(id=row.id, message_id=row.message_id, mail_from=settings.mail_from,
                                            to=list(row.to), cc=list(row.cc or []), reply_to=row.reply_to,
                                            subject=row.subject, body=row.body, attachment_name=row.attachment_name))
             for row in sorted(rows, key=lambda row: row.next_attempt_at)]
+
+
+# The sender's statements are plain Core, built once: each runs for every email, and an ORM-enabled UPDATE
+# built per call cost twice what it does this way.
+_EMAILS = Email.__table__
+_NOW = bindparam("now", type_=_EMAILS.c.next_attempt_at.type)
+
+
+@functools.lru_cache(maxsize=None)
+def _claim_statement(dialect_name: str):
+    e = _EMAILS
+    due = (select(e.c.id).where(e.c.status == QUEUED, e.c.next_attempt_at <= _NOW)
+           .order_by(e.c.next_attempt_at).limit(bindparam("batch")))
+    if dialect_name != "sqlite":
+        due = due.with_for_update(skip_locked=True)
+    return (update(e).where(e.c.id.in_(due.scalar_subquery()))
+            .values(status=SENDING, claim_token=bindparam("token"), lease_until=bindparam("lease"),
+                    attempts=e.c.attempts + 1, first_attempt_at=func.coalesce(e.c.first_attempt_at, _NOW),
+                    smtp_started_at=None)
+            .returning(e.c.id, e.c.claim_token, e.c.message_id, e.c.to, e.c.cc, e.c.reply_to, e.c.subject, e.c.body,
+                       e.c.attachment_name, e.c.document_id, e.c.document_sha256, e.c.next_attempt_at))
+
+
+_MARK_STARTED = (update(_EMAILS)
+                 .where(_EMAILS.c.id == bindparam("email_id"), _EMAILS.c.claim_token == bindparam("token"),
+                        _EMAILS.c.status == SENDING)
+                 .values(smtp_started_at=bindparam("started")))
+# Recorded even if our lease was taken over meanwhile: the message did go out. RETURNING also makes a second
+# recording (a retry after a lost commit) a no-op.
+_MARK_SENT = (update(_EMAILS).where(_EMAILS.c.id == bindparam("email_id"), _EMAILS.c.status != SENT)
+              .values(status=SENT, sent_at=bindparam("sent"), lease_until=None, claim_token=None,
+                      last_error=bindparam("error"))
+              .returning(_EMAILS.c.contract_id, _EMAILS.c.quote_id, _EMAILS.c.to, _EMAILS.c.cc, _EMAILS.c.message_id,
+                         _EMAILS.c.document_id, _EMAILS.c.attempts))
 
 
 def _deliver(settings, db, claim: Claim, connection: mailer.SmtpConnection | None = None) -> None:
@@ -390,23 +419,15 @@ def _start_data(db, claim: Claim) -> None:
 
 def _mark_started(db, claim: Claim) -> bool:
     with db.session() as session:
-        result = session.execute(update(Email).where(Email.id == claim.id, Email.claim_token == claim.token,
-                                                     Email.status == SENDING)
-                                 .values(smtp_started_at=utcnow()))
-        return result.rowcount == 1
+        return session.execute(_MARK_STARTED, {"email_id": claim.id, "token": claim.token,
+                                               "started": utcnow()}).rowcount == 1
 
 
 def _record_sent(db, claim: Claim, refused: list[str]) -> None:
     with db.session() as session:
-        # Recorded even if our lease was taken over meanwhile: the message did go out. One UPDATE … RETURNING,
-        # which also makes a second recording (a retry after a lost commit) a no-op.
-        sent = session.execute(
-            update(Email).where(Email.id == claim.id, Email.status != SENT)
-            .values(status=SENT, sent_at=utcnow(), lease_until=None, claim_token=None,
-                    last_error=f"Refused by the server: {', '.join(refused)}" if refused else None)
-            .returning(Email.contract_id, Email.quote_id, Email.to, Email.cc, Email.message_id, Email.document_id,
-                       Email.attempts)
-            .execution_options(synchronize_session=False)).first()
+        sent = session.execute(_MARK_SENT, {
+            "email_id": claim.id, "sent": utcnow(),
+            "error": f"Refused by the server: {', '.join(refused)}" if refused else None}).first()
         if sent is None:
             return
         emit(session, SOURCE, "email.sent", {

@@ -1,4 +1,6 @@
-"""Notifications' handlers and sender on a real SQLite database and a real SMTP server; the PDF fetch is stubbed."""
+"""Notifications' handlers and sender on real SQLite and PostgreSQL databases and a real SMTP server.
+
+The PDF fetch is stubbed."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,9 +29,12 @@ from support.handlers import run_handler
 PDF = b"%PDF-1.4 a contract"
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'notifications.sqlite'}", tables=KIT_TABLES + TABLES)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    """Both databases: the sender's claim is spelled per dialect (SKIP LOCKED on PostgreSQL)."""
+    sqlite = f"sqlite:///{tmp_path / 'notifications.sqlite'}"
+    database = Database(sqlite if request.param == "sqlite" else request.getfixturevalue("pg_url"),
+                        tables=KIT_TABLES + TABLES)
     database.create_all()
     yield database
     database.dispose()
