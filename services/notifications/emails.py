@@ -58,29 +58,28 @@ def queue(session: Session, *, request_key: str, to, subject: str, body: str, ki
           document_id: str | None = None, owner_id: str | None = None, reply_to: str | None = None,
           customer_name: str | None = None, company_language: str | None = None, settings) -> Email | None:
     """Queue one email for `request_key`; None when that request already has its email."""
-    if session.execute(select(Email.id).where(Email.request_key == request_key)).first():
-        return None
     email_id = email_id or str(uuid.uuid4())
+    now = utcnow()
     email = Email(id=email_id, request_key=request_key, status=QUEUED, attempts=0, to=_clean_addresses(to),
                   cc=_clean_addresses(cc), reply_to=reply_to if reply_to and not address_problem(reply_to) else None,
                   subject=str(subject)[:200], body=body, kind=kind, number=number or "", contract_id=contract_id,
                   quote_id=quote_id, document_owner_id=quote_id if kind == "quote" else contract_id,
                   owner_id=owner_id, customer_name=customer_name, company_language=language_of(company_language),
-                  message_id=mailer.message_id(email_id, settings.mail_from), next_attempt_at=utcnow(),
-                  created_at=utcnow())
-    # Attached before the row is added: a lookup after it would flush the row and then update it.
+                  message_id=mailer.message_id(email_id, settings.mail_from), next_attempt_at=now, created_at=now)
     if document_id:
-        known = session.get(KnownDocument, document_id)
-        _attach(email, document_id, known)
+        _attach(email, document_id, session.execute(_DOCUMENT, {"document_id": document_id}).first())
     elif not _attach_latest(session, email):
         email.status = WAITING
-    session.add(email)
-    session.flush()
-    if email.status == QUEUED:
-        _announce_due(session)
     problem = _problem(email, subject)
     if problem:
-        fail(session, email, problem)
+        _give_up(email, problem)
+    # One statement that is also the duplicate check (request_key is unique); the object stays transient.
+    if not insert_ignore(session, _EMAILS, {c.key: getattr(email, c.key) for c in _EMAILS.columns}):
+        return None
+    if problem:
+        _report_failure(session, email, problem)
+    elif email.status == QUEUED:
+        _announce_due(session)
     return email
 
 
@@ -97,20 +96,29 @@ def _problem(email: Email, subject) -> str | None:
     return None
 
 
-def _attach(email: Email, document_id: str, known: KnownDocument | None) -> None:
+def _attach(email: Email, document_id: str, known) -> None:
+    """`known`: the PDF's row in notif_documents (id, sha256, filename), or None when it was not announced."""
     email.document_id = document_id
     email.document_sha256 = known.sha256 if known else None
     email.attachment_name = (known.filename if known else None) or f"{email.number or 'document'}.pdf"
 
 
 def _attach_latest(session: Session, email: Email) -> bool:
-    known = session.execute(select(KnownDocument).where(KnownDocument.kind == email.kind,
-                                                        KnownDocument.owner_id == email.document_owner_id)
-                            .order_by(KnownDocument.rendered_at.desc()).limit(1)).scalar_one_or_none()
+    known = session.execute(_LATEST_DOCUMENT, {"kind": email.kind, "owner_id": email.document_owner_id}).first()
     if known is None:
         return False
     _attach(email, known.id, known)
     return True
+
+
+# Built once, plain Core: queue() runs for every contract confirmed.
+_EMAILS = Email.__table__
+_DOCUMENTS = KnownDocument.__table__
+_DOCUMENT = (select(_DOCUMENTS.c.id, _DOCUMENTS.c.sha256, _DOCUMENTS.c.filename)
+             .where(_DOCUMENTS.c.id == bindparam("document_id")))
+_LATEST_DOCUMENT = (select(_DOCUMENTS.c.id, _DOCUMENTS.c.sha256, _DOCUMENTS.c.filename)
+                    .where(_DOCUMENTS.c.kind == bindparam("kind"), _DOCUMENTS.c.owner_id == bindparam("owner_id"))
+                    .order_by(_DOCUMENTS.c.rendered_at.desc()).limit(1))
 
 
 def remember_document(session: Session, data: dict, rendered_at) -> None:
@@ -165,8 +173,16 @@ def attach_waiting(session: Session, owner_id: str | None = None) -> int:
 
 def fail(session: Session, email: Email, error: str) -> None:
     """Give up: failed, email.failed on the contract's timeline, and the salesperson told in the sales inbox."""
+    _give_up(email, error)
+    _report_failure(session, email, error)
+
+
+def _give_up(email: Email, error: str) -> None:
     email.status, email.last_error = FAILED, error[:2000]
     email.lease_until = email.claim_token = None
+
+
+def _report_failure(session: Session, email: Email, error: str) -> None:
     correlation = email.contract_id or email.quote_id
     emit(session, SOURCE, "email.failed", {
         "email_id": email.id, "contract_id": email.contract_id, "quote_id": email.quote_id, "to": email.to,
@@ -323,7 +339,6 @@ def _claim(session: Session, settings, limit: int) -> list[Claim]:
 
 # The sender's statements are plain Core, built once: each runs for every email, and an ORM-enabled UPDATE
 # built per call cost twice what it does this way.
-_EMAILS = Email.__table__
 _NOW = bindparam("now", type_=_EMAILS.c.next_attempt_at.type)
 
 
