@@ -116,6 +116,13 @@ _EMAILS = Email.__table__
 _DOCUMENTS = KnownDocument.__table__
 _DOCUMENT = (select(_DOCUMENTS.c.id, _DOCUMENTS.c.sha256, _DOCUMENTS.c.filename)
              .where(_DOCUMENTS.c.id == bindparam("document_id")))
+_ATTACH_TO_WAITING = (
+    update(_EMAILS).where(_EMAILS.c.status == WAITING, _EMAILS.c.kind == bindparam("b_kind"),
+                          _EMAILS.c.document_owner_id == bindparam("b_owner"))
+    .values(status=QUEUED, next_attempt_at=bindparam("b_due"), document_id=bindparam("b_pdf"),
+            document_sha256=bindparam("b_sha256"),
+            attachment_name=func.coalesce(bindparam("b_filename", type_=_EMAILS.c.attachment_name.type),
+                                          func.coalesce(func.nullif(_EMAILS.c.number, ""), "document") + ".pdf")))
 _LATEST_DOCUMENT = (select(_DOCUMENTS.c.id, _DOCUMENTS.c.sha256, _DOCUMENTS.c.filename)
                     .where(_DOCUMENTS.c.kind == bindparam("kind"), _DOCUMENTS.c.owner_id == bindparam("owner_id"))
                     .order_by(_DOCUMENTS.c.rendered_at.desc()).limit(1))
@@ -139,13 +146,10 @@ def remember_document(session: Session, data: dict, rendered_at) -> None:
 
 def _attach_to_waiting(session: Session, known: dict) -> None:
     """Emails waiting for a PDF of this owner take this one and become due: one UPDATE, no rows loaded."""
-    name = known["filename"] or (func.coalesce(func.nullif(Email.number, ""), "document") + ".pdf")
-    attached = session.execute(update(Email).where(Email.status == WAITING, Email.kind == known["kind"],
-                                                   Email.document_owner_id == known["owner_id"])
-                               .values(status=QUEUED, next_attempt_at=utcnow(), document_id=known["id"],
-                                       document_sha256=known["sha256"], attachment_name=name)
-                               .execution_options(synchronize_session=False)).rowcount
-    if attached:
+    # b_ names: a bind parameter of an UPDATE may not share a column's name.
+    if session.execute(_ATTACH_TO_WAITING, {"b_kind": known["kind"], "b_owner": known["owner_id"], "b_due": utcnow(),
+                                            "b_pdf": known["id"], "b_sha256": known["sha256"],
+                                            "b_filename": known["filename"]}).rowcount:
         _announce_due(session)
 
 
