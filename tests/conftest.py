@@ -29,6 +29,14 @@ def pg_url():
     drop_pg_database(name)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh database for a service test, once on each kind we run on (statements are spelled per dialect)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'service.sqlite'}"
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
 def amqp_url():
     """A fresh RabbitMQ vhost for one test, so queues start empty and tests cannot see each other."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from crmkit.db import insert_ignore
@@ -32,8 +32,7 @@ def produce(session: Session, store: DocumentStore, job: Job, correlation_id: st
     # The file is complete on disk before its row commits: a row always has its bytes.
     stored = store.put(pdf)
     document, reused = record(session, job, stored.sha256, stored.size)
-    session.execute(delete(DocumentFailure).where(DocumentFailure.kind == job.kind,
-                                                  DocumentFailure.owner_id == job.owner_id))
+    session.execute(_FORGET_FAILURE, {"kind": job.kind, "owner_id": job.owner_id})
     emit(session, SOURCE, "document.rendered", {
         **job.context, **job.ids,
         "document_id": document.id, "kind": document.kind, "owner_id": document.owner_id, "number": document.number,
@@ -46,10 +45,10 @@ def produce(session: Session, store: DocumentStore, job: Job, correlation_id: st
 def record(session: Session, job: Job, sha256: str, size: int) -> tuple[Document, bool]:
     """The row for this content of this owner: the existing one (reused=True) or a new version."""
     # An owner has a handful of versions: one read finds the same content or the next version number.
-    versions = session.execute(select(Document).where(Document.kind == job.kind,
-                                                      Document.owner_id == job.owner_id)).scalars().all()
-    existing = next((d for d in versions if d.sha256 == sha256), None)
-    if existing is not None:
+    versions = session.execute(_VERSIONS, {"kind": job.kind, "owner_id": job.owner_id}).all()
+    same = next((d for d in versions if d.sha256 == sha256), None)
+    if same is not None:
+        existing = session.get(Document, same.id)
         existing.rendered_at = utcnow()
         return existing, True
     now = utcnow()
@@ -65,6 +64,14 @@ def record(session: Session, job: Job, sha256: str, size: int) -> tuple[Document
         raise Conflict("Another version of this document was recorded at the same time; try again.")
     existing.rendered_at = utcnow()
     return existing, True
+
+
+# Plain Core, built once: both run for every document rendered.
+_DOCUMENTS, _FAILURES = Document.__table__, DocumentFailure.__table__
+_VERSIONS = (select(_DOCUMENTS.c.id, _DOCUMENTS.c.sha256, _DOCUMENTS.c.version)
+             .where(_DOCUMENTS.c.kind == bindparam("kind"), _DOCUMENTS.c.owner_id == bindparam("owner_id")))
+_FORGET_FAILURE = delete(_FAILURES).where(_FAILURES.c.kind == bindparam("kind"),
+                                          _FAILURES.c.owner_id == bindparam("owner_id"))
 
 
 def fail(session: Session, job: Job, error: str, correlation_id: str | None = None) -> None:

@@ -17,11 +17,9 @@ from services.contracts.models import TABLES, Contract, ContractLine, Customer, 
 from support.handlers import run_handler
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    sqlite = f"sqlite:///{tmp_path / 'contracts.sqlite'}"
-    database = Database(sqlite if request.param == "sqlite" else request.getfixturevalue("pg_url"),
-                        tables=KIT_TABLES + TABLES)
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url, tables=KIT_TABLES + TABLES)
     database.create_all()
     with database.session() as session:
         session.add(User(id="u1", username="alice", password_hash="x", role="sales"))

@@ -51,8 +51,8 @@ def settings(tmp_path) -> Settings:
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'documents.sqlite'}", tables=KIT_TABLES + TABLES)
+def db(db_url):
+    database = Database(db_url, tables=KIT_TABLES + TABLES)
     database.create_all()
     yield database
     database.dispose()

@@ -29,12 +29,9 @@ from support.handlers import run_handler
 PDF = b"%PDF-1.4 a contract"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    """Both databases: the sender's claim is spelled per dialect (SKIP LOCKED on PostgreSQL)."""
-    sqlite = f"sqlite:///{tmp_path / 'notifications.sqlite'}"
-    database = Database(sqlite if request.param == "sqlite" else request.getfixturevalue("pg_url"),
-                        tables=KIT_TABLES + TABLES)
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url, tables=KIT_TABLES + TABLES)
     database.create_all()
     yield database
     database.dispose()
