@@ -45,10 +45,14 @@ def _set_reserved(contract: Contract, lines: list[dict]) -> None:
 
 def _write_reserved(session, contract_id: str, lines: list[dict]) -> None:
     """_set_reserved without loading the lines: one batched UPDATE by (contract, line number)."""
-    table = ContractLine.__table__
-    session.execute(update(table).where(table.c.contract_id == bindparam("cid"), table.c.line_no == bindparam("no"))
-                    .values(reserved=bindparam("qty")),
+    session.execute(_SET_LINE_RESERVED,
                     [{"cid": contract_id, "no": int(l["line_no"]), "qty": Decimal(l["reserved"])} for l in lines])
+
+
+_LINES = ContractLine.__table__
+_SET_LINE_RESERVED = (update(_LINES)
+                      .where(_LINES.c.contract_id == bindparam("cid"), _LINES.c.line_no == bindparam("no"))
+                      .values(reserved=bindparam("qty")))
 
 
 def stock_reserved(envelope, session, ctx):
