@@ -73,6 +73,7 @@ _MARK_RESERVED = (update(_CONTRACTS)
                   .where(_CONTRACTS.c.id == bindparam("cid"), _CONTRACTS.c.stock_status != "released")
                   .values(stock_status="reserved", warnings=[]).returning(_CONTRACTS.c.id))
 _EXISTS = select(_CONTRACTS.c.id).where(_CONTRACTS.c.id == bindparam("cid"))
+_SET_DOCUMENT = update(_CONTRACTS).where(_CONTRACTS.c.id == bindparam("cid")).values(document_id=bindparam("doc"))
 
 
 def stock_shortage(envelope, session, ctx):
@@ -112,9 +113,7 @@ def stock_released(envelope, session, ctx):
 @only_if(lambda envelope: envelope.data.get("kind") == "contract")
 def document_rendered(envelope, session, ctx):
     contract_id = _contract_id(envelope)
-    updated = session.execute(update(Contract.__table__).where(Contract.__table__.c.id == contract_id)
-                              .values(document_id=envelope.data.get("document_id"))).rowcount
-    if not updated:
+    if not session.execute(_SET_DOCUMENT, {"cid": contract_id, "doc": envelope.data.get("document_id")}).rowcount:
         raise Skip()
     add_timeline(session, contract_id, envelope.id, envelope.type,
                  f"Contract PDF rendered ({envelope.data.get('size', '?')} bytes)", _at(envelope))

@@ -94,3 +94,13 @@ def test_an_event_of_an_unknown_contract_is_skipped_and_writes_nothing(db):
     assert not handle(db, "email.sent", {"contract_id": "nope", "to": ["buyer@example.cn"]})
     with db.session() as session:
         assert session.execute(select(TimelineEntry)).first() is None
+
+
+def test_a_rendered_contract_pdf_is_linked_to_its_contract(db):
+    contract(db)
+    rendered = {"kind": "contract", "owner_id": "k1", "contract_id": "k1", "document_id": "doc-7", "size": 2048}
+    assert handle(db, "document.rendered", rendered)
+    assert not handle(db, "document.rendered", dict(rendered, contract_id="nope", owner_id="nope"))
+    with db.session() as session:
+        assert session.get(Contract, "k1").document_id == "doc-7"
+    assert state(db, "k1")[3] == ["document.rendered"]
