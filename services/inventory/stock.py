@@ -73,16 +73,14 @@ def _line(r: Reservation) -> dict:
 def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
     """Reserve what is free for each line of a confirmed contract; the rest is a shortage."""
     contract_id = data["contract_id"]
-    if session.execute(select(Reservation.id).where(Reservation.contract_id == contract_id).limit(1)).first():
+    if session.execute(_ANY_RESERVATION, {"cid": contract_id}).first():
         return  # reserved under an earlier copy of this event (or an earlier confirmation)
     lines = sorted(data["lines"], key=lambda line: (line["product_code"], line["line_no"]))  # lock order
     # One locking read for all the contract's products, in code order (the order every locker uses), then
     # one statement each for the counters, the ledger and the reservations: plain Core, because the unit of
     # work's bookkeeping for these fifteen rows cost more than writing them.
     codes = sorted({line["product_code"] for line in lines})
-    free = {row.code: available(row) for row in session.execute(
-        select(_PRODUCTS.c.code, _PRODUCTS.c.on_hand, _PRODUCTS.c.reserved).where(_PRODUCTS.c.code.in_(codes))
-        .order_by(_PRODUCTS.c.code).with_for_update())}
+    free = {row.code: available(row) for row in session.execute(_LOCK_PRODUCTS, {"codes": codes})}
     now = utcnow()
     reservations, held, moves = [], {}, []
     for line in lines:
@@ -133,6 +131,11 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
 _PRODUCTS = Product.__table__
 _ADD_RESERVED = (update(_PRODUCTS).where(_PRODUCTS.c.code == bindparam("b_code"))
                  .values(reserved=_PRODUCTS.c.reserved + bindparam("b_qty")))
+_LOCK_PRODUCTS = (select(_PRODUCTS.c.code, _PRODUCTS.c.on_hand, _PRODUCTS.c.reserved)
+                  .where(_PRODUCTS.c.code.in_(bindparam("codes", expanding=True)))
+                  .order_by(_PRODUCTS.c.code).with_for_update())
+_ANY_RESERVATION = (select(Reservation.__table__.c.id)
+                    .where(Reservation.__table__.c.contract_id == bindparam("cid")).limit(1))
 _INSERT_MOVES = StockMove.__table__.insert()
 _INSERT_RESERVATIONS = Reservation.__table__.insert()
 
