@@ -216,8 +216,11 @@ def confirm_contract(contract_id):
     require_reader(caller())
     with _db().session() as session:
         contract = contract_for(session, caller(), contract_id, lock=True)
-        customer = session.get(Customer, contract.customer_id)
-        lifecycle.confirm(session, contract, customer, _owner(session, contract))
+        # The customer (frozen into the contract) and the salesperson (named in the event) in one read.
+        customer, owner = session.execute(
+            select(Customer, User).outerjoin(User, User.id == contract.owner_id)
+            .where(Customer.id == contract.customer_id)).one()
+        lifecycle.confirm(session, contract, customer, owner)
     return dump(contract)
 
 
