@@ -111,7 +111,8 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
         emit(session, SOURCE, "stock.reserved", payload, correlation_id=correlation_id)
         return
     policy = data.get("shortage_policy") or "notify_production"
-    emit(session, SOURCE, "stock.shortage", dict(payload, policy=policy, customer_name=(data.get("customer_name") or (data.get("customer") or {}).get("name")),
+    customer_name = data.get("customer_name") or (data.get("customer") or {}).get("name")
+    emit(session, SOURCE, "stock.shortage", dict(payload, policy=policy, customer_name=customer_name,
                                                    delivery_date=data.get("delivery_date"),
                                                    language=data.get("company_language")),
          correlation_id=correlation_id)
@@ -122,7 +123,7 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
                                       product_code=r.product_code, quantity=r.requested - r.reserved))
             emit(session, SOURCE, "production.requested", {
                 "request_id": request_id, "contract_id": contract_id, "number": data.get("number"),
-                "customer_name": (data.get("customer_name") or (data.get("customer") or {}).get("name")), "delivery_date": data.get("delivery_date"),
+                "customer_name": customer_name, "delivery_date": data.get("delivery_date"),
                 "product_code": r.product_code, "quantity": qty_str(r.requested - r.reserved),
                 "owner_id": data.get("owner_id"), "language": data.get("company_language"),
             }, correlation_id=correlation_id)

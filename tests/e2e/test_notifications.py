@@ -276,6 +276,7 @@ def run_notifications(api, smtp, backdoor):
     assert shortage[0]["text"].startswith(f"合同 {short['number']}")
     assert shortage[0]["text"].endswith("缺货：GEAR-40 × 2，交货日期 2026-11-30，请安排生产。")
     assert shortage[0]["lines"] == [{"product_code": "GEAR-40", "name": None, "quantity": "2"}]
+    assert shortage[0]["contract"]["customer_name"] == customer["name"]
 
     # Under warn_sales the salesperson is warned in the sales inbox; only they (and managers) see it.
     settings = api.get("/api/v1/settings").json
@@ -285,6 +286,7 @@ def run_notifications(api, smtp, backdoor):
     warning = wait_for(lambda: inbox(alice, "sales")["items"], message="the salesperson's warning")
     assert warning[0]["reason"] == "stock_warning" and warning[0]["recipient_id"] == alice_id(alice)
     assert warning[0]["contract"]["number"] == warned["number"] and "库存不足" in warning[0]["text"]
+    assert warning[0]["contract"]["customer_name"] == customer["name"]
     assert inbox(bob, "sales")["total"] == 0
     assert bob.post(f"/api/v1/departments/sales/notifications/{warning[0]['id']}/ack").status_code == 404
     assert inbox(production, "production")["total"] == 1
