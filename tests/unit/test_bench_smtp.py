@@ -26,3 +26,11 @@ def test_without_one_in_the_subject_numbers_are_found_in_the_attachment_name_and
 def test_a_message_without_numbers_yields_none():
     raw = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hello\r\n\r\nplain text\r\n"
     assert numbers_in(raw) == ([], "hello", 0)
+
+
+def test_attachments_are_counted_by_their_part_headers_in_any_case():
+    raw = (b"From: a@example.com\r\nSubject: HT-2026-00045\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain\r\n\r\nSee the Content-Disposition: attachment below.\r\n"
+           b"--b\r\nCONTENT-DISPOSITION: Attachment; filename=a.pdf\r\n\r\nQUJD\r\n"
+           b"--b\r\ncontent-disposition:attachment; filename=b.pdf\r\n\r\nREVG\r\n--b--\r\n")
+    assert numbers_in(raw) == (["HT-2026-00045"], "HT-2026-00045", 2)
