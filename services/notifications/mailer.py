@@ -160,10 +160,29 @@ class _SMTP(smtplib.SMTP):
 
     before_data: Callable[[], None] | None = None
 
-    def data(self, msg):
+    def data(self, msg: bytes):
+        r"""smtplib.SMTP.data for a message already in bytes with CRLF endings (render() makes it so).
+
+        Its dot-stuffing is a regex, (?m)^\., which tries a match at every byte: about 1 ms for a contract's
+        base64 PDF. bytes.replace does the same in a fraction of that.
+        """
         if self.before_data is not None:
             self.before_data()
-        return super().data(msg)
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        payload = dot_stuffed(msg)
+        if not payload.endswith(b"\r\n"):
+            payload += b"\r\n"
+        self.send(payload + b".\r\n")
+        return self.getreply()
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """RFC 5321 §4.5.2: a line that starts with "." gets a second one, so no line of the message ends DATA."""
+    data = data.replace(b"\n.", b"\n..")
+    return b"." + data if data.startswith(b".") else data
 
 
 class SmtpConnection:

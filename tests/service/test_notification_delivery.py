@@ -20,7 +20,7 @@ from crmkit.messaging.envelope import Envelope
 from crmkit.models import KIT_TABLES, OutboxMessage
 from crmkit.settings import Settings
 from crmkit.timeutil import utcnow
-from services.notifications import emails
+from services.notifications import emails, mailer
 from services.notifications.handlers import HANDLERS, make_context
 from services.notifications.models import TABLES, DepartmentMessage, Email
 from services.notifications.rules import MAX_ATTEMPTS
@@ -366,3 +366,20 @@ def test_unknown_departments_and_duplicates_post_nothing_twice(db, settings):
     handle(db, settings, "contract.confirmed", data, id=event_id)
     with db.session() as session:
         assert [m.department for m in session.execute(select(DepartmentMessage)).scalars()] == ["warehouse"]
+
+
+@pytest.mark.parametrize("text", [".starts with a dot", "a line\n.\nthen a lone dot", "..two\n.three\nend."])
+def test_lines_starting_with_a_dot_arrive_as_written(settings, smtp_server, text):
+    """DATA ends at a line holding one dot: ours are doubled on the wire (RFC 5321 dot-stuffing) and the
+    server removes the extra one."""
+    out = mailer.Outgoing(id="e-dots", message_id="<e-dots@example.cn>", mail_from=settings.mail_from,
+                          to=["buyer@example.cn"], subject="点", body=text, attachment=PDF, attachment_name="a.pdf")
+    assert mailer.deliver(settings, out) == []
+    [message] = smtp_server.messages
+    [body] = [part for part in message.walk() if part.get_content_type() == "text/plain"]
+    assert body.get_payload(decode=True).decode().replace("\r\n", "\n").rstrip("\n") == text
+
+
+def test_dot_stuffing_matches_the_standard_librarys():
+    for data in [b"", b".", b"..", b"a\r\n.b\r\n", b".a\r\n..b\r\n.\r\n", b"x.y\r\n\r\n.", PDF]:
+        assert mailer.dot_stuffed(data) == smtplib._quote_periods(data)
