@@ -120,7 +120,9 @@ def _part(content_type: str, payload: bytes, disposition: str | None = None) -> 
     head = [f"Content-Type: {content_type}", "Content-Transfer-Encoding: base64"]
     if disposition:
         head.append(f"Content-Disposition: {disposition}")
-    body = base64.encodebytes(payload).decode("ascii").rstrip("\n").replace("\n", CRLF)
+    # Lines of 76 (RFC 2045). One b64encode and slicing: encodebytes calls into C once per 57-byte line.
+    encoded = base64.b64encode(payload).decode("ascii")
+    body = CRLF.join([encoded[i:i + 76] for i in range(0, len(encoded), 76)])
     return CRLF.join(head) + CRLF + CRLF + body
 
 

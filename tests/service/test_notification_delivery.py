@@ -383,3 +383,16 @@ def test_lines_starting_with_a_dot_arrive_as_written(settings, smtp_server, text
 def test_dot_stuffing_matches_the_standard_librarys():
     for data in [b"", b".", b"..", b"a\r\n.b\r\n", b".a\r\n..b\r\n.\r\n", b"x.y\r\n\r\n.", PDF]:
         assert mailer.dot_stuffed(data) == smtplib._quote_periods(data)
+
+
+def test_the_attachment_arrives_byte_for_byte_in_lines_of_76(settings, smtp_server):
+    pdf = bytes(range(256)) * 40 + b"%%EOF"  # every byte value; not a multiple of 57
+    out = mailer.Outgoing(id="e-pdf", message_id="<e-pdf@example.cn>", mail_from=settings.mail_from,
+                          to=["buyer@example.cn"], subject="合同", body="附件", attachment=pdf, attachment_name="a.pdf")
+    raw = mailer.render(out)
+    encoded = raw.split(b"a.pdf\"\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0].split(b"\r\n")
+    assert {len(line) for line in encoded[:-1]} == {76} and 0 < len(encoded[-1]) <= 76
+    assert mailer.deliver(settings, out, message=raw) == []
+    [message] = smtp_server.messages
+    [part] = [p for p in message.walk() if p.get_content_type() == "application/pdf"]
+    assert part.get_payload(decode=True) == pdf
