@@ -55,13 +55,21 @@ class ServiceClient:
         url = self.base_url + path
         if params:
             url += ("&" if "?" in url else "?") + _query(params)
-        try:
-            # No retry (the caller decides) and no redirect followed: the gateway passes a Location on as it is.
-            response = _pool.request(method, url, body=data, headers=headers, retries=False, redirect=False,
-                                     timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout))
-        except urllib3.exceptions.HTTPError as exc:
-            raise Unavailable(f"The {self.service} service did not answer: {type(exc).__name__}.")
-        return Reply(response.status, response.data, dict(response.headers))
+        # A read is sent a second time when its connection broke: usually a kept-alive connection the peer closed
+        # (its idle timeout) just as we reused it, so the request never reached it. Anything else is not
+        # repeated here, since the peer may have acted on it; the caller decides.
+        attempts = 2 if method in ("GET", "HEAD") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                # No redirect followed: the gateway passes a Location on as it is.
+                response = _pool.request(method, url, body=data, headers=headers, retries=False, redirect=False,
+                                         timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout))
+                return Reply(response.status, response.data, dict(response.headers))
+            except urllib3.exceptions.ProtocolError as exc:
+                if attempt == attempts:
+                    raise Unavailable(f"The {self.service} service did not answer: {type(exc).__name__}.")
+            except urllib3.exceptions.HTTPError as exc:
+                raise Unavailable(f"The {self.service} service did not answer: {type(exc).__name__}.")
 
     def get(self, path: str, **kwargs) -> Reply:
         return self.request("GET", path, **kwargs)
