@@ -25,6 +25,7 @@ from services.notifications.handlers import HANDLERS, make_context
 from services.notifications.models import TABLES, DepartmentMessage, Email
 from services.notifications.rules import MAX_ATTEMPTS
 from support.handlers import run_handler
+from support.infra import wait_for
 
 PDF = b"%PDF-1.4 a contract"
 
@@ -158,17 +159,17 @@ def test_a_due_email_wakes_one_sender_and_none_made_due_meanwhile_waits_for_the_
                                                              None, stop))
     loop.start()
     try:
-        wait_until(lambda: len(claims) == 2)  # each sender looked once when it started
+        wait_for(lambda: len(claims) == 2, timeout=10, message="each sender's first look")
         handle(db, settings, "contract.confirmed", confirmed("c-1"))
         handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
-        wait_until(lambda: len(smtp_server.messages) == 1)
+        wait_for(lambda: len(smtp_server.messages) == 1, timeout=10, message="the first email")
         time.sleep(0.3)
         assert claims == [0, 0, 1]
 
         for n in range(2, 6):
             handle(db, settings, "contract.confirmed", confirmed(f"c-{n}"))
             handle(db, settings, "document.rendered", rendered(f"c-{n}", f"doc-{n}"), source="documents")
-        wait_until(lambda: len(smtp_server.messages) == 5)
+        wait_for(lambda: len(smtp_server.messages) == 5, timeout=10, message="all five emails")
     finally:
         stop.set()
         deadline = time.monotonic() + 10
@@ -177,13 +178,6 @@ def test_a_due_email_wakes_one_sender_and_none_made_due_meanwhile_waits_for_the_
             loop.join(0.05)
     assert sorted(m["Message-ID"] for m in smtp_server.messages) == sorted(e.message_id for e in the_emails(db))
     assert [e.status for e in the_emails(db)] == ["sent"] * 5
-
-
-def wait_until(condition, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_an_email_requested_before_the_pdf_waits_for_it(db, settings, smtp_server):
