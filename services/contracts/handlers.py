@@ -7,7 +7,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, select, update
 
 from crmkit.messaging.consumer import Skip, only_if
-from services.contracts.lifecycle import add_timeline, add_timeline_if_contract
+from services.contracts.lifecycle import add_timeline, add_timeline_if_contract, contract_exists
 from services.contracts.models import Contract, ContractLine
 
 
@@ -61,7 +61,7 @@ def stock_reserved(envelope, session, ctx):
     contract_id = _contract_id(envelope)
     marked = session.execute(_MARK_RESERVED, {"cid": contract_id}).first()
     if marked is None:
-        if session.execute(_EXISTS, {"cid": contract_id}).first() is None:
+        if not contract_exists(session, contract_id):
             raise Skip()
     else:
         _write_reserved(session, contract_id, envelope.data["lines"])
@@ -72,7 +72,6 @@ _CONTRACTS = Contract.__table__
 _MARK_RESERVED = (update(_CONTRACTS)
                   .where(_CONTRACTS.c.id == bindparam("cid"), _CONTRACTS.c.stock_status != "released")
                   .values(stock_status="reserved", warnings=[]).returning(_CONTRACTS.c.id))
-_EXISTS = select(_CONTRACTS.c.id).where(_CONTRACTS.c.id == bindparam("cid"))
 _SET_DOCUMENT = update(_CONTRACTS).where(_CONTRACTS.c.id == bindparam("cid")).values(document_id=bindparam("doc"))
 
 

@@ -170,6 +170,11 @@ def add_timeline_if_contract(session: Session, contract_id: str, event_id: str, 
     if session.execute(_timeline_if_contract(session.get_bind().dialect.name), values).first() is not None:
         return True
     # Nothing written: the entry was there already (a copy of the event), or there is no such contract.
+    return contract_exists(session, contract_id)
+
+
+def contract_exists(session: Session, contract_id: str) -> bool:
+    """One indexed read, nothing loaded: for event handlers that act only on contracts of this service."""
     return session.execute(_CONTRACT_EXISTS, {"contract_id": contract_id}).first() is not None
 
 
