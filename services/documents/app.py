@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
+from crmkit.document_store import DocumentStore, MissingContent
 from crmkit.errors import Unavailable
 from crmkit.service import create_web_app
 from crmkit.web.app import make_app
@@ -12,7 +13,6 @@ from crmkit.web.requests import load_args
 from services.documents import library
 from services.documents.rules import content_disposition
 from services.documents.schemas import DocumentOut, DocumentQuery, LatestQuery
-from crmkit.document_store import DocumentStore, MissingContent
 
 bp = Blueprint("documents", __name__, url_prefix="/api/v1/documents")
 out = DocumentOut()

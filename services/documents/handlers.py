@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from marshmallow import ValidationError
 
+from crmkit.document_store import DocumentStore
 from crmkit.messaging.consumer import Skip
 from crmkit.settings import Settings
 from crmkit.web.auth import system_token
 from crmkit.web.client import ServiceClient
 from services.documents import library, rules
 from services.documents.schemas import DocumentRequested
-from crmkit.document_store import DocumentStore
 
 log = logging.getLogger(__name__)
 

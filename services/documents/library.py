@@ -8,13 +8,13 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from crmkit.db import insert_ignore
+from crmkit.document_store import DocumentStore
 from crmkit.errors import Conflict, NotFound
 from crmkit.messaging.outbox import emit
 from crmkit.timeutil import utcnow
 from services.documents import render as renderer
 from services.documents.models import Document, DocumentFailure
 from services.documents.rules import Job, filename
-from crmkit.document_store import DocumentStore
 
 log = logging.getLogger(__name__)
 
