@@ -65,11 +65,9 @@ class ServiceClient:
                 response = _pool.request(method, url, body=data, headers=headers, retries=False, redirect=False,
                                          timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout))
                 return Reply(response.status, response.data, dict(response.headers))
-            except urllib3.exceptions.ProtocolError as exc:
-                if attempt == attempts:
-                    raise Unavailable(f"The {self.service} service did not answer: {type(exc).__name__}.")
             except urllib3.exceptions.HTTPError as exc:
-                raise Unavailable(f"The {self.service} service did not answer: {type(exc).__name__}.")
+                if not (isinstance(exc, urllib3.exceptions.ProtocolError) and attempt < attempts):
+                    raise Unavailable(f"The {self.service} service did not answer: {type(exc).__name__}.")
 
     def get(self, path: str, **kwargs) -> Reply:
         return self.request("GET", path, **kwargs)
