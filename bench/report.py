@@ -151,6 +151,7 @@ def build(run, *, mode: str, system, config: dict, micro: dict, metrics_delta, p
         # sagas/s two cores could carry if nothing else ran, a ceiling that a busy machine cannot show.
         "cpu_ms_per_saga_with_bench": round(cpu_everything / len(complete) * 1000, 1) if complete else None,
         "cpu_bound_ceiling_sagas_per_s": None,
+        "cpu_per_saga_in_pdf_renders": None,
         "machine": machine,
         "cpu_per_saga_by_component": components,
         "marginal_cpu_ms_per_saga": round(sum(c["marginal_ms_per_saga"] for c in components), 1)
@@ -168,6 +169,11 @@ def build(run, *, mode: str, system, config: dict, micro: dict, metrics_delta, p
         # What two otherwise idle cores could carry: what is left after the idle cost, over the cost per saga.
         spare = max(0.0, 2.0 - result["idle_cpu_cores"])
         result["cpu_bound_ceiling_sagas_per_s"] = round(spare * 1000 / result["marginal_cpu_ms_per_saga"], 1)
+        # The same cost counted in PDF renders timed on this host just before the load: hosts of this kind
+        # differ up to twice in speed from day to day, and this ratio lets runs on different ones be compared.
+        pdf_cpu_ms = micro.get("pdf_cpu_ms")
+        if pdf_cpu_ms:
+            result["cpu_per_saga_in_pdf_renders"] = round(result["marginal_cpu_ms_per_saga"] / pdf_cpu_ms, 2)
     return result
 
 
@@ -222,6 +228,8 @@ def markdown(r: dict) -> str:
              f"| CPU per saga beyond idle, everything on the box (system, broker, database, SMTP, load generator) "
              f"→ what 2 idle cores could carry | {_fmt(r['marginal_cpu_ms_per_saga'])} ms "
              f"(+ {_fmt(r['idle_cpu_cores'])} cores idle) → {_fmt(r['cpu_bound_ceiling_sagas_per_s'])} sagas/s |",
+             f"| the same CPU per saga counted in PDF renders of this host (compare runs across hosts) | "
+             f"{_fmt(r.get('cpu_per_saga_in_pdf_renders'))} |",
              f"| timeline reads per saga (bench polling) | {_fmt(r['timeline_reads_per_saga'])} |"]
     m = r.get("machine") or {}
     if m:
