@@ -218,8 +218,8 @@ class Run:
             times = [saga.events[k] for k in kinds]
             if self.saga_kind == FULL:
                 times.append(saga.smtp_at)
+            saga.detected_at = time.time()  # first: the progress line reads it of every saga with done_at
             saga.done_at = max(times)
-            saga.detected_at = time.time()
             with self.lock:
                 self.pending.discard(saga.contract_id)
             return
