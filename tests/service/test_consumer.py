@@ -258,6 +258,41 @@ def test_the_relay_publishes_with_confirms_and_marks_rows_published(tmp_path, am
     assert [m.properties["message_id"] for m in received] == [e.id for e in sent]
 
 
+def test_a_batch_the_broker_does_not_confirm_stays_unpublished_and_goes_out_again(tmp_path, amqp_url, db_url):
+    # The relay marks a batch published as it takes it; the mark must hold only once the broker confirmed.
+    database = Database(db_url, tables=KIT_TABLES)
+    database.create_all()
+    with Connection(amqp_url) as conn:
+        WORK(conn.default_channel).declare()
+    with database.session() as session:
+        sent = [emit(session, "test", "test.good", {"n": i}) for i in range(3)]
+    relay = Relay(database, settings_for(tmp_path, amqp_url))
+    try:
+        relay._ensure_producer()
+        confirmed = relay._confirms.wait
+
+        def unconfirmed(timeout):  # as a nack, or acks lost with the connection, would end
+            raise TimeoutError("3 publishes not confirmed")
+
+        relay._confirms.wait = unconfirmed
+        with pytest.raises(TimeoutError):
+            relay.publish_batch()
+        assert pending_count(database) == 3
+        relay._confirms.wait = confirmed
+        assert relay.publish_batch() == 3
+        assert pending_count(database) == 0
+    finally:
+        relay._reset()
+        database.dispose()
+    ids = []
+    with Connection(amqp_url) as conn:
+        queue = WORK(conn.default_channel)
+        while (message := queue.get(no_ack=True)) is not None:
+            ids.append(message.properties["message_id"])
+    # The broker did get the first copies: each event arrives twice, in order, and consumers skip the second.
+    assert ids == [e.id for e in sent] * 2
+
+
 def test_a_relay_with_the_broker_away_keeps_its_rows_and_publishes_them_later(tmp_path, amqp_url, db):
     proxy = TcpProxy().start()
     try:
