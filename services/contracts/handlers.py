@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, select, update
 
-from crmkit.messaging.consumer import Skip, only_if
+from crmkit.messaging.consumer import Skip, keyed_by_event, only_if
 from services.contracts.lifecycle import add_timeline, add_timeline_if_contract, contract_exists
 from services.contracts.models import Contract, ContractLine
 
@@ -130,6 +130,7 @@ SUMMARIES = {
 }
 
 
+@keyed_by_event  # the entry is unique per (contract, event): a copy adds nothing
 def timeline_only(envelope, session, ctx):
     if not add_timeline_if_contract(session, _contract_id(envelope), envelope.id, envelope.type,
                                     SUMMARIES[envelope.type](envelope.data), _at(envelope)):

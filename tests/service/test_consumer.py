@@ -7,9 +7,9 @@ import threading
 import pytest
 from kombu import Connection, Producer, Queue, binding
 
-from crmkit.db import Database
+from crmkit.db import Database, insert_ignore
 from crmkit.messaging import topology
-from crmkit.messaging.consumer import Worker, only_if
+from crmkit.messaging.consumer import Worker, keyed_by_event, only_if
 from crmkit.messaging.envelope import Envelope
 from crmkit.messaging.outbox import Relay, emit, pending_count
 from crmkit.models import KIT_TABLES, InboxMessage, OutboxMessage, Sequence
@@ -211,6 +211,31 @@ def test_the_same_event_delivered_twice_has_its_effect_once(tmp_path, amqp_url, 
         wait_for(lambda: effects(db) == 2 and queue_depth(amqp_url, WORK) == 0, message="the later event handled")
     assert calls.count(twice.id) == 1
     assert effects(db) == 2
+
+
+def test_a_handler_keyed_by_the_event_writes_once_per_event_without_an_inbox_row(tmp_path, amqp_url, db):
+    calls = []
+
+    @keyed_by_event
+    def record(envelope, session, ctx):
+        calls.append(envelope.id)
+        insert_ignore(session, Sequence.__table__, {"name": envelope.id, "value": 1})
+
+    def rows():
+        with db.session() as session:
+            return session.execute(select(Sequence.name).order_by(Sequence.name)).scalars().all()
+
+    with Running(db, settings_for(tmp_path, amqp_url), {"test.good": record}):
+        twice, after = event("test.good"), event("test.good")
+        publish(amqp_url, "test.good", twice.to_json(), twice.id)
+        wait_for(lambda: rows() == [twice.id], message="the first copy handled")
+        publish(amqp_url, "test.good", twice.to_json(), twice.id)
+        publish(amqp_url, "test.good", after.to_json(), after.id)
+        wait_for(lambda: len(calls) == 3 and queue_depth(amqp_url, WORK) == 0, message="all three consumed")
+    assert sorted(calls) == sorted([twice.id, twice.id, after.id])  # the copy ran, and wrote nothing
+    assert rows() == sorted([twice.id, after.id])
+    with db.session() as session:
+        assert session.execute(select(func.count()).select_from(InboxMessage)).scalar() == 0
 
 
 def test_events_a_handler_is_not_concerned_with_are_acknowledged_without_a_transaction(tmp_path, amqp_url, db):
