@@ -42,6 +42,11 @@ __all__ = ["KINDS", "FontUnavailable", "font_path", "render", "render_contract",
 
 KINDS = ("contract", "quote", "delivery_note", "receivables_plan")
 
+# ReportLab fills its table of colour names on first use, and a thread that looks while another is filling it
+# finds it half full: "Invalid color value 'black'" for the first two contracts of a new documents worker that
+# got them at once. Filled here, on import, where one thread runs.
+colors.getAllNamedColors()
+
 FONT_ENV = "CRM_PDF_FONT"
 FONT_NAME = "CRM-CJK"
 # WenQuanYi Micro Hei first: it carries Latin letters and digits as well as CJK. Droid Sans Fallback Full has

@@ -264,10 +264,12 @@ _CHILD = """
 import hashlib, json, sys
 before = set(sys.modules)
 from services.documents import render as r
+from reportlab.lib import colors
 from reportlab.pdfbase import pdfmetrics
 report = {"flask": any(m == "flask" or m.startswith("flask.") for m in sys.modules),
           "sqlalchemy": any(m == "sqlalchemy" or m.startswith("sqlalchemy.") for m in sys.modules),
-          "registered_at_import": r.FONT_NAME in pdfmetrics.getRegisteredFontNames()}
+          "registered_at_import": r.FONT_NAME in pdfmetrics.getRegisteredFontNames(),
+          "colour_names_at_import": len(colors._namedColors or {})}
 docs = json.load(sys.stdin)
 try:
     report["sha"] = [hashlib.sha256(r.render(kind, doc)).hexdigest() for kind, doc in docs]
@@ -299,7 +301,11 @@ def test_same_input_gives_the_same_bytes():
 
 def test_module_is_pure_and_registers_the_font_lazily():
     child = _child([])
+    names = child.pop("colour_names_at_import")
     assert child == {"flask": False, "sqlalchemy": False, "registered_at_import": False, "sha": []}
+    # ReportLab's colour-name table, which it fills lazily and not thread-safely, is complete before any render
+    # thread can ask for "black" while another is filling it.
+    assert names > 100
 
 
 def test_font_override(tmp_path):
