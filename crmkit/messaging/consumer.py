@@ -33,7 +33,8 @@ RETRY_DELAYS = (0.2, 1.0, 3.0, 6.0)  # then dead-lettered: five attempts in abou
 class Skip(Exception):
     """Raised by a handler, before it writes anything, for a message that needs no effect here.
 
-    The message is still recorded as handled; whatever the handler had written would be committed with it.
+    The message is still recorded as handled (an inbox row, unless the handler is keyed_by_event); whatever the
+    handler had written would be committed with it.
     """
 
 
