@@ -43,8 +43,13 @@ def _settle(log=print) -> None:
     """
     for db, table in _loaded:
         target = f'"{db.schema}"."{table.name}"' if db.schema else f'"{table.name}"'
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f"ANALYZE {target}" if db.is_sqlite else f"VACUUM (ANALYZE) {target}"))
+        if db.is_sqlite:
+            with db.engine.connect() as conn:
+                conn.execute(text(f"ANALYZE {target}"))
+                conn.commit()
+            continue
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # VACUUM runs outside
+            conn.execute(text(f"VACUUM (ANALYZE) {target}"))
     postgres = next((db for db, _ in _loaded if not db.is_sqlite), None)
     if postgres is not None:
         with postgres.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
