@@ -107,10 +107,13 @@ def run_worker(spec: ServiceSpec, argv=None):
                         help="serve this process's Prometheus metrics on 127.0.0.1:PORT (a worker has no HTTP)")
     args = parser.parse_args(argv)
     setup_logging()
+    settings = Settings.from_env(spec.name)
+    if settings.worker_nice > 0:
+        # Before any thread starts: on Linux a thread's niceness is its own, and new threads inherit it.
+        os.nice(settings.worker_nice)
     if args.metrics_port:
         from prometheus_client import start_http_server
         start_http_server(args.metrics_port, addr="127.0.0.1")
-    settings = Settings.from_env(spec.name)
     delay = 1.0
     while True:
         try:

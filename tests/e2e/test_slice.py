@@ -1,8 +1,11 @@
 """The contracts → inventory slice end to end: over HTTP through the gateway, in both modes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from crmkit.settings import DEFAULT_WORKER_NICE
 from support.infra import wait_for
 
 
@@ -51,3 +54,11 @@ def test_slice_embedded(embedded):
 @pytest.mark.e2e
 def test_slice_on_rabbitmq_and_postgresql(cluster):
     run_slice(cluster.api)
+    # Worker processes yield the CPU to the web processes (CRM_WORKER_NICE, default 5), every thread of them.
+    for label, proc in cluster.procs.items():
+        nice = {_nice(task) for task in Path(f"/proc/{proc.pid}/task").iterdir()}
+        assert nice == ({DEFAULT_WORKER_NICE} if "-worker-" in label else {0}), (label, nice)
+
+
+def _nice(task: Path) -> int:
+    return int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
