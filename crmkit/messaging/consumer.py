@@ -198,24 +198,18 @@ class Worker(ConsumerMixin):
         return last_error
 
     def _handle_once(self, envelope: Envelope, handler) -> str:
-        if getattr(handler, "keyed_by_event", False):
-            with self.db.session() as session:
-                try:
-                    handler(envelope, session, self.ctx)
-                except Skip:
-                    pass
-            return "handled"
         with self.db.session() as session:
             # The inbox row first: a concurrent copy of the same event waits on it, then finds it and
-            # does nothing, so the handler never runs twice at once.
-            if not insert_ignore(session, InboxMessage.__table__, {
+            # does nothing, so the handler never runs twice at once. A handler keyed by the event is its
+            # own inbox: its one write is unique per event id.
+            if not getattr(handler, "keyed_by_event", False) and not insert_ignore(session, InboxMessage.__table__, {
                     "consumer": self.consumer_name, "message_id": envelope.id, "type": envelope.type,
                     "handled_at": utcnow()}):
                 return "duplicate"
             try:
                 handler(envelope, session, self.ctx)
             except Skip:
-                pass  # raised before the handler wrote anything: only the inbox row is committed
+                pass  # raised before the handler wrote anything: only the inbox row (if any) is committed
         return "handled"
 
     def _observe_wait(self, envelope: Envelope):
