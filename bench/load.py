@@ -243,26 +243,23 @@ class Run:
         client = Client(self.seed.base_url, self.seed.admin_token)
         ceiling = self.max_poll_rate / self.pollers
         while not self.stop_all.is_set():
-            if index == 0:
+            if index == 0:  # one poller reads the SMTP log
                 self._read_smtp()
-            while not self.stop_all.is_set():
-                saga = self._next_due()
-                if saga is None:
-                    break
-                began = time.monotonic()
-                try:
-                    self._poll(client, saga)
-                finally:
-                    with self.lock:
-                        self.polling.discard(saga.contract_id)
-                # A ceiling on timeline reads: completion times come from the server's clock, so a late
-                # read only delays the bench's bookkeeping, never the measured latency.
-                spare = 1.0 / ceiling - (time.monotonic() - began)
-                if spare > 0:
-                    time.sleep(spare)
-                if index == 0:
-                    self._read_smtp()
-            self.stop_all.wait(0.05)
+            saga = self._next_due()
+            if saga is None:
+                self.stop_all.wait(0.05)
+                continue
+            began = time.monotonic()
+            try:
+                self._poll(client, saga)
+            finally:
+                with self.lock:
+                    self.polling.discard(saga.contract_id)
+            # A ceiling on timeline reads: completion times come from the server's clock, so a late
+            # read only delays the bench's bookkeeping, never the measured latency.
+            spare = 1.0 / ceiling - (time.monotonic() - began)
+            if spare > 0:
+                time.sleep(spare)
 
     # progress
 
