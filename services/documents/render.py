@@ -11,8 +11,8 @@ Pure: a JSON-like dict in (money as decimal strings), PDF bytes out. No Flask, n
   so a document can be addressed by the sha256 of its bytes.
 * Speed (about 120 M instructions for a 2-page, 40-line contract): table cells are plain strings wrapped by
   ``_wrap`` rather than Paragraphs, drawn by ``_Grid`` into one text object per table part; cell styles are
-  shared; the font's glyf table is sliced once; ASCII85 is off. What is left is mostly ReportLab's own
-  pure-Python TrueType subsetting and zlib.
+  shared; the font's glyf table is sliced once; ASCII85 is off; streams are deflated at level 1. What is
+  left is mostly ReportLab's own pure-Python TrueType subsetting and zlib.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import functools
 import os
 import re
 import threading
+import zlib
 from decimal import Decimal, InvalidOperation
 from io import BytesIO
 from xml.sax.saxutils import escape
@@ -30,7 +31,7 @@ from reportlab.lib.enums import TA_CENTER, TA_LEFT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import CondPageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
@@ -194,12 +195,23 @@ def _load_font() -> None:
         # ASCII85 on top of Flate only served 7-bit channels; pure-Python A85 costs milliseconds per page and
         # makes streams 25% larger. Process-wide, and harmless to any other ReportLab output in the process.
         rl_config.useA85 = 0
+        _fast_flate()
         _styles = _make_styles()
         _font_file = path
         _font = font  # last: other threads read _font without the lock
         return
     raise FontUnavailable("no usable CJK TrueType font (" + "; ".join(problems) + "). Install fonts-wqy-microhei "
                           f"or point {FONT_ENV} at a TrueType font with CJK and Latin glyphs.")
+
+
+def _fast_flate() -> None:
+    """Every stream (pages and the font subset) deflated at level 1 instead of zlib's default 6.
+
+    zlib was a fifth of a contract's render; level 1 takes 1.3-1.5 ms off a 12-14 ms render for a file 6 %
+    larger (34.3 → 36.2 KB). ReportLab offers no level setting: its one shared Flate filter object is
+    given a level-1 encode, process-wide like ``useA85``. Output stays deterministic.
+    """
+    pdfdoc.PDFZCompress.encode = lambda data: zlib.compress(data.encode("utf8") if isinstance(data, str) else data, 1)
 
 
 def _serialize_subsetting(font: TTFont) -> None:
