@@ -152,6 +152,7 @@ def build(run, *, mode: str, system, config: dict, micro: dict, metrics_delta, p
         "cpu_ms_per_saga_with_bench": round(cpu_everything / len(complete) * 1000, 1) if complete else None,
         "cpu_bound_ceiling_sagas_per_s": None,
         "cpu_per_saga_in_pdf_renders": None,
+        "cpu_per_saga_in_speed_checks": None,
         "machine": machine,
         "cpu_per_saga_by_component": components,
         "marginal_cpu_ms_per_saga": round(sum(c["marginal_ms_per_saga"] for c in components), 1)
@@ -174,14 +175,20 @@ def build(run, *, mode: str, system, config: dict, micro: dict, metrics_delta, p
         pdf_cpu_ms = micro.get("pdf_cpu_ms")
         if pdf_cpu_ms:
             result["cpu_per_saga_in_pdf_renders"] = round(result["marginal_cpu_ms_per_saga"] / pdf_cpu_ms, 2)
+        # The same in CPU-speed checks (the mean of the one before and the one after the load): a unit that no
+        # change to the code moves, where a faster renderer shrinks the PDF unit, and that spans the run.
+        checks = [micro.get(k) for k in ("python_loop_3m_cpu_ms", "python_loop_3m_cpu_ms_after") if micro.get(k)]
+        if checks:
+            unit = sum(checks) / len(checks)
+            result["cpu_per_saga_in_speed_checks"] = round(result["marginal_cpu_ms_per_saga"] / unit, 3)
     return result
 
 
-def _fmt(value, unit="") -> str:
+def _fmt(value, unit="", digits=1) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        value = f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
+        value = f"{value:,.{digits}f}" if abs(value) < 1000 else f"{value:,.0f}"
     return f"{value}{unit}"
 
 
@@ -230,6 +237,8 @@ def markdown(r: dict) -> str:
              f"(+ {_fmt(r['idle_cpu_cores'])} cores idle) → {_fmt(r['cpu_bound_ceiling_sagas_per_s'])} sagas/s |",
              f"| the same CPU per saga counted in PDF renders of this host (compare runs across hosts) | "
              f"{_fmt(r.get('cpu_per_saga_in_pdf_renders'))} |",
+             f"| the same counted in CPU-speed checks (mean of before and after; unmoved by code changes) | "
+             f"{_fmt(r.get('cpu_per_saga_in_speed_checks'), digits=2)} |",
              f"| timeline reads per saga (bench polling) | {_fmt(r['timeline_reads_per_saga'])} |"]
     m = r.get("machine") or {}
     if m:
