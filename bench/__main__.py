@@ -176,6 +176,9 @@ def main(argv=None) -> int:
             snaps["procs_after"] = tree.snapshot()
             snaps["metrics_after"] = metrics.scrape(system.metrics_urls())
             micro_results["python_loop_3m_cpu_ms_after"] = micro.cpu_calibration()["python_loop_3m_cpu_ms"]
+            if micro_results.get("pdf_cpu_ms"):
+                # The host's speed drifts within a run: the PDF unit is timed at both ends, like the speed check.
+                micro_results["pdf_cpu_ms_after"] = micro.pdf_benchmark(runs=10 if args.quick else 30)["pdf_cpu_ms"]
 
         what = f"{args.count} sagas" if args.count else f"{args.duration:g} s"
         say(f"load: {args.clients} clients, {what}" + (f", offered {args.offered_rate:g}/s" if args.offered_rate
