@@ -521,10 +521,33 @@ def _table(rows, fractions, align: str | None = None, *, header=True, extra=(), 
         styles[0] = [_cell_style("CENTER")] * len(widths)
         cmds.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8E8E8")))
     cmds += list(extra)
-    if any(cmd[0] not in _NON_CELL_OPS for cmd in cmds):
-        styles = [[CellStyle(style.name, style) for style in row] for row in styles]
+    cell_cmds = [cmd for cmd in cmds if cmd[0] not in _NON_CELL_OPS]
+    if cell_cmds:
+        styles = _styled_cells(styles, cell_cmds)
+        cmds = [cmd for cmd in cmds if cmd[0] in _NON_CELL_OPS]
     return _Grid(data, colWidths=widths, style=TableStyle(cmds), cellStyles=styles,
                  repeatRows=1 if (header and repeat) else 0, hAlign=h_align)
+
+
+_styled_grids: dict[str, list[list[CellStyle]]] = {}
+
+
+def _styled_cells(styles: list[list[CellStyle]], cell_cmds: list) -> list[list[CellStyle]]:
+    """The cell styles with commands such as FONTSIZE or VALIGN applied, worked out once per table shape.
+
+    Table applies a cell command by changing the cell's style in place, so each table needed its own copy of
+    every cell's style: 44 copies, 0.8 ms of a contract's render. The styled grid depends only on the shared
+    base styles and the commands, so it is built once (by a throwaway Table) and shared, like the base styles;
+    the tables that use it get only the commands that leave cell styles alone.
+    """
+    key = repr((cell_cmds, [[id(style) for style in row] for row in styles]))
+    grid = _styled_grids.get(key)
+    if grid is None:
+        grid = [[CellStyle(style.name, style) for style in row] for row in styles]
+        Table([[""] * len(styles[0])] * len(styles), cellStyles=grid, style=TableStyle(cell_cmds))
+        if len(_styled_grids) < 256:  # a handful of table shapes in practice; never a leak
+            _styled_grids[key] = grid  # a race builds the same grid twice; either copy is right
+    return grid
 
 
 # --- page decoration: footer, running header, "page x of y" ----------------------------------------------------
