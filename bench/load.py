@@ -78,6 +78,7 @@ class Run:
         self.pending: set[str] = set()
         self.failures: list[Failure] = []
         self.post_s: list[float] = []
+        self.post_timings: list[tuple[float, str | None]] = []  # (seconds seen by the client, Server-Timing)
         self.confirm_s: list[float] = []
         self.late_starts = 0  # open loop: tickets that started later than scheduled
         self.smtp_early: dict[str, float] = {}  # accepted before the saga was registered
@@ -145,6 +146,7 @@ class Run:
             saga.next_poll = self._first_poll(saga)
             with self.lock:
                 self.post_s.append(post_s)
+                self.post_timings.append((post_s, r.server_timing))
                 self.confirm_s.append(confirm_s)
                 self.sagas[saga.contract_id] = saga
                 self.by_number[saga.number] = saga

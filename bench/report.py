@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from bench import metrics
+from crmkit import timing
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -28,6 +29,28 @@ def spread(values_s: list[float]) -> dict:
     return {"p50_ms": ms(percentile(values_s, 50)), "p95_ms": ms(percentile(values_s, 95)),
             "p99_ms": ms(percentile(values_s, 99)), "max_ms": ms(max(values_s) if values_s else None),
             "n": len(values_s)}
+
+
+def where_time_went(timed: list[tuple[float, str | None]]) -> dict | None:
+    """POST /contracts split by its Server-Timing: mean ms of the whole answer as the client saw it, of the
+    handler (`app`), its statements (`db`), its catalogue read (`inventory`), and what was spent outside the
+    handler (the client's and gunicorn's side, waiting for a thread or a core), over all answers and over the
+    slowest 1 %: whether a slow tail is our code, the database, inventory or a busy host."""
+    rows = []
+    for seconds, header in timed:
+        spent = timing.parse(header)
+        if "app" in spent:
+            rows.append({"client": seconds * 1000, **spent, "outside_handler": seconds * 1000 - spent["app"]})
+    if not rows:
+        return None
+    rows.sort(key=lambda row: row["client"])
+    slowest = rows[-max(1, len(rows) // 100):]
+    keys = ("client", "app", "db", "inventory", "outside_handler")
+
+    def mean(group):
+        return {k: round(sum(row.get(k, 0.0) for row in group) / len(group), 1) for k in keys} | {"n": len(group)}
+
+    return {"all": mean(rows), "slowest_1_percent": mean(slowest)}
 
 
 STAGES = (
@@ -105,6 +128,7 @@ def build(run, *, mode: str, system, config: dict, micro: dict, metrics_delta, p
                          "handler_p95_ms": (handler.get(key) or {}).get("p95_ms")})
     components = per_saga(processes, idle, measured_seconds, len(complete))
     post = spread(run.post_s)
+    post_split = where_time_went(getattr(run, "post_timings", []))
     confirm = spread(run.confirm_s)
     saga = spread([s.latency_s for s in complete])
     cpu_total = sum(p["cpu_s"] for p in processes if not p["process"].startswith("load generator"))
@@ -159,6 +183,7 @@ def build(run, *, mode: str, system, config: dict, micro: dict, metrics_delta, p
         if components else None,
         "idle_cpu_cores": round(sum(c["idle_cores"] for c in components), 3) if components else None,
         "post_contracts": post, "confirm": confirm, "saga": saga,
+        "post_contracts_server_timing": post_split,
         "micro": micro,
         "preload": preload,
         "system": system.description,
@@ -248,6 +273,16 @@ def markdown(r: dict) -> str:
                      f"{m['loadavg_1m_at_end']}; {_fmt(m.get('other_cpu_s'))} of {_fmt(m['capacity_cpu_s'])} "
                      f"CPU s ({(m.get('share_of_machine_for_others') or 0) * 100:.0f}%) |")
     lines.append("")
+    split = r.get("post_contracts_server_timing")
+    if split:
+        lines += ["| POST /contracts, mean ms (from its Server-Timing) | answers | as the client saw it | handler | "
+                  "its statements | its catalogue read | outside the handler (queueing, waiting for a core) |",
+                  "|---|---|---|---|---|---|---|"]
+        for label, key in (("all", "all"), ("the slowest 1 %", "slowest_1_percent")):
+            g = split[key]
+            lines.append(f"| {label} | {g['n']} | {_fmt(g['client'])} | {_fmt(g['app'])} | {_fmt(g['db'])} | "
+                         f"{_fmt(g['inventory'])} | {_fmt(g['outside_handler'])} |")
+        lines.append("")
     if r["stages"]:
         lines += ["| stage (timeline `at`, server clock) | p50 | p95 | p99 |", "|---|---|---|---|"]
         for name, s in r["stages"].items():

@@ -70,7 +70,7 @@ class Client:
         try:
             r = _POOL.request(method, url, body=body, headers=headers, retries=False, redirect=False,
                               timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout))
-            return Reply(r.status, r.data), start_wall, time.perf_counter() - start, None
+            return Reply(r.status, r.data, r.headers.get("Server-Timing")), start_wall, time.perf_counter() - start, None
         except urllib3.exceptions.HTTPError as exc:
             return None, start_wall, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:300]
 
@@ -83,6 +83,7 @@ class Reply:
     """What the load loop reads of a response."""
     status_code: int
     content: bytes
+    server_timing: str | None = None
 
     @property
     def text(self) -> str:

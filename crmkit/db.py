@@ -4,12 +4,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+from crmkit import timing
 
 
 class Base(DeclarativeBase):
@@ -34,6 +37,8 @@ class Database:
             # reported by the statement that uses it, the pool then drops every older connection, workers
             # retry the message and the web answers 503 (crmkit.web.errors).
             engine = create_engine(url, pool_size=5, max_overflow=5, connect_args=_search_path(self.url, schema))
+        event.listen(engine, "before_cursor_execute", _statement_started)
+        event.listen(engine, "after_cursor_execute", _statement_done)
         if schema:
             # Read by whoever needs the schema's name (the outbox's NOTIFY channel); statements do not use it.
             engine = engine.execution_options(crm_schema=schema)
@@ -97,6 +102,15 @@ def _search_path(url, schema: str | None) -> dict:
     # every statement each time it ran, about 2 % of every service's CPU.
     options = url.query.get("options", "")
     return {"options": f"{options} -c search_path={schema}".strip()}
+
+
+def _statement_started(_conn, _cursor, _statement, _parameters, context, _executemany):
+    context._crm_started = time.perf_counter()
+
+
+def _statement_done(_conn, _cursor, _statement, _parameters, context, _executemany):
+    # The statement's round trip, for the request's Server-Timing (nothing is kept outside a request).
+    timing.add("db", time.perf_counter() - context._crm_started)
 
 
 def _sqlite_connect(dbapi_conn, _record):

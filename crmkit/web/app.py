@@ -6,6 +6,7 @@ import time
 from flask import Flask, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from crmkit import timing
 from crmkit.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from crmkit.web.auth import authenticate
 from crmkit.web.errors import register_error_handlers
@@ -30,6 +31,7 @@ def make_app(name: str, settings, db) -> Flask:
     @app.before_request
     def _before():
         g.started = time.perf_counter()
+        g.timing = timing.start()
         if request.content_length and request.content_length > MAX_BODY:
             _discard_body(request.content_length)
             raise RequestEntityTooLarge()
@@ -41,8 +43,19 @@ def make_app(name: str, settings, db) -> Flask:
         HTTP_REQUESTS.labels(settings.service, request.method, str(response.status_code)).inc()
         started = g.get("started")
         if started is not None:
-            HTTP_SECONDS.labels(settings.service, request.method).observe(time.perf_counter() - started)
+            spent = time.perf_counter() - started
+            HTTP_SECONDS.labels(settings.service, request.method).observe(spent)
+            if g.get("timing") is not None:
+                # Where the handler's time went (statements, other services): operators and clients see which
+                # part of a slow answer was ours and which was waiting on someone else.
+                response.headers["Server-Timing"] = timing.finish(g.pop("timing"), spent)
         return response
+
+    @app.teardown_request
+    def _teardown(_exc):
+        token = g.pop("timing", None)  # a request that ended without a response (after_request not run)
+        if token is not None:
+            timing.finish(token, 0.0)
 
     return app
 

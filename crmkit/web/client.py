@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import urllib3
 from werkzeug.test import Client
 
+from crmkit import timing
 from crmkit.errors import Unavailable
 
 # Filled by the embedded runner: service name -> its Flask app in this process.
@@ -40,6 +42,14 @@ class ServiceClient:
 
     def request(self, method: str, path: str, *, token: str | None = None, json_body=None, data: bytes | None = None,
                 params=None, headers: dict | None = None) -> Reply:
+        started = time.perf_counter()
+        try:
+            return self._request(method, path, token=token, json_body=json_body, data=data, params=params,
+                                 headers=headers)
+        finally:
+            timing.add(self.service, time.perf_counter() - started)  # the caller's Server-Timing
+
+    def _request(self, method, path, *, token, json_body, data, params, headers) -> Reply:
         headers = dict(headers or {})
         if token:
             headers["Authorization"] = f"Bearer {token}"

@@ -29,6 +29,16 @@ def run_slice(api):
     # Reservation and rendering both follow the confirmation, in whichever order they finish.
     assert types[:2] == ["contract.created", "contract.confirmed"] and "stock.reserved" in types
 
+    # Each answer says where its time went: the whole handler, its statements, its call to the catalogue.
+    created = api.post("/api/v1/contracts", json={"customer_id": customer["id"],
+                                                  "lines": [{"product_code": "NUT-M8", "quantity": "1"}]})
+    assert created.status_code == 201, created
+    spent = server_timing(created.headers["Server-Timing"])
+    assert set(spent) == {"app", "db", "inventory"}, created.headers["Server-Timing"]
+    assert spent["db"][1] >= 3 and spent["inventory"][1] == 1  # statements; one catalogue read
+    assert spent["app"][0] > spent["db"][0] and spent["app"][0] > spent["inventory"][0] > 0
+    api.post(f"/api/v1/contracts/{created.json['id']}/cancel")
+
     # A short line: 12 asked, 6 free → what is free is held and the contract says it is short.
     short = api.contract(customer["id"], [("BOLT-M8", 12)])
     assert short["lines"][0]["shortage"] == "6"
@@ -45,6 +55,16 @@ def run_slice(api):
     product = api.get("/api/v1/products/BOLT-M8").json
     assert (product["on_hand"], product["reserved"], product["available"]) == ("10", "6", "4")
     assert api.post(f"/api/v1/contracts/{contract['id']}/confirm").status_code == 409
+
+
+def server_timing(header: str) -> dict[str, tuple[float, int]]:
+    """name -> (ms, count) of a Server-Timing header, read here without the project's own parser."""
+    found = {}
+    for part in header.split(","):
+        name, *params = [p.strip() for p in part.split(";")]
+        values = dict(p.split("=", 1) for p in params)
+        found[name] = (float(values["dur"]), int(values.get("desc", '"1"').strip('"')))
+    return found
 
 
 def test_slice_embedded(embedded):
