@@ -110,7 +110,9 @@ def _statement_started(_conn, _cursor, _statement, _parameters, context, _execut
 
 def _statement_done(_conn, _cursor, _statement, _parameters, context, _executemany):
     # The statement's round trip, for the request's Server-Timing (nothing is kept outside a request).
-    timing.add("db", time.perf_counter() - context._crm_started)
+    started = getattr(context, "_crm_started", None)
+    if started is not None:
+        timing.add("db", time.perf_counter() - started)
 
 
 def _sqlite_connect(dbapi_conn, _record):

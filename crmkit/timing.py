@@ -25,7 +25,10 @@ def finish(token: Token, total_seconds: float) -> str:
     """The header's value, `app` (the whole handler) first, e.g. `app;dur=12.3, db;dur=4.1;desc="9", …`,
     and the collection ended (an embedded call to another service gets the caller's collection back)."""
     spent = _spent.get() or {}
-    _spent.reset(token)
+    try:
+        _spent.reset(token)
+    except ValueError:  # started in another context (never in our stacks): a header is not worth a 500
+        _spent.set(None)
     parts = [f"app;dur={total_seconds * 1000:.1f}"]
     parts += [f'{name};dur={seconds * 1000:.1f};desc="{count}"' for name, (seconds, count) in spent.items()]
     return ", ".join(parts)
