@@ -35,6 +35,7 @@ class Saga:
     confirm_s: float
     confirmed_at: float  # wall clock when /confirm answered
     departments: list
+    post_server_timing: str | None = None  # the create's Server-Timing header
     events: dict = field(default_factory=dict)  # first `at` per event type (server clock)
     department_count: int = 0
     smtp_at: float | None = None
@@ -78,7 +79,6 @@ class Run:
         self.pending: set[str] = set()
         self.failures: list[Failure] = []
         self.post_s: list[float] = []
-        self.post_timings: list[tuple[float, str | None]] = []  # (seconds seen by the client, Server-Timing)
         self.confirm_s: list[float] = []
         self.late_starts = 0  # open loop: tickets that started later than scheduled
         self.smtp_early: dict[str, float] = {}  # accepted before the saga was registered
@@ -142,11 +142,10 @@ class Run:
                 self.fail("POST /contracts/{id}/confirm", error or f"{r2.status_code}: {r2.text[:300]}")
                 continue
             saga = Saga(contract["id"], contract["number"], index, started, post_s, confirm_s, time.time(),
-                        list(self.departments))
+                        list(self.departments), r.server_timing)
             saga.next_poll = self._first_poll(saga)
             with self.lock:
                 self.post_s.append(post_s)
-                self.post_timings.append((post_s, r.server_timing))
                 self.confirm_s.append(confirm_s)
                 self.sagas[saga.contract_id] = saga
                 self.by_number[saga.number] = saga

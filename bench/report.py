@@ -128,7 +128,7 @@ def build(run, *, mode: str, system, config: dict, micro: dict, metrics_delta, p
                          "handler_p95_ms": (handler.get(key) or {}).get("p95_ms")})
     components = per_saga(processes, idle, measured_seconds, len(complete))
     post = spread(run.post_s)
-    post_split = where_time_went(getattr(run, "post_timings", []))
+    post_split = where_time_went([(s.post_s, s.post_server_timing) for s in sagas])
     confirm = spread(run.confirm_s)
     saga = spread([s.latency_s for s in complete])
     cpu_total = sum(p["cpu_s"] for p in processes if not p["process"].startswith("load generator"))
