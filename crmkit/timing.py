@@ -21,14 +21,20 @@ def add(name: str, seconds: float) -> None:
         spent[name] = (total + seconds, count + 1)
 
 
-def finish(token: Token, total_seconds: float) -> str:
-    """The header's value, `app` (the whole handler) first, e.g. `app;dur=12.3, db;dur=4.1;desc="9", …`,
-    and the collection ended (an embedded call to another service gets the caller's collection back)."""
+def stop(token: Token) -> dict[str, tuple[float, int]]:
+    """End the collection and return it (an embedded call to another service gives the caller's back)."""
     spent = _spent.get() or {}
     try:
         _spent.reset(token)
     except ValueError:  # started in another context (never in our stacks): a header is not worth a 500
         _spent.set(None)
+    return spent
+
+
+def finish(token: Token, total_seconds: float) -> str:
+    """End the collection; the header's value, `app` (the whole handler) first, e.g.
+    `app;dur=12.3, db;dur=4.1;desc="9", inventory;dur=7.7;desc="1"`."""
+    spent = stop(token)
     parts = [f"app;dur={total_seconds * 1000:.1f}"]
     parts += [f'{name};dur={seconds * 1000:.1f};desc="{count}"' for name, (seconds, count) in spent.items()]
     return ", ".join(parts)

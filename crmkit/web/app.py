@@ -55,7 +55,7 @@ def make_app(name: str, settings, db) -> Flask:
     def _teardown(_exc):
         token = g.pop("timing", None)  # a request that ended without a response (after_request not run)
         if token is not None:
-            timing.finish(token, 0.0)
+            timing.stop(token)
 
     return app
 
