@@ -6,6 +6,7 @@ import email.policy
 import os
 import smtplib
 import ssl
+import time
 import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -188,7 +189,7 @@ def dot_stuffed(data: bytes) -> bytes:
 
 
 class SmtpConnection:
-    """One SMTP session for a batch of emails (a connection and EHLO per batch, not per email).
+    """One SMTP session for several emails: a batch, or a sender's run of batches until it idles.
 
     Any error closes it; the next email opens a new one. A kept connection the server has dropped since is
     noticed before DATA, so that email is simply tried on a fresh connection at once.
@@ -197,6 +198,7 @@ class SmtpConnection:
     def __init__(self, settings):
         self.settings = settings
         self.smtp: _SMTP | None = None
+        self.last_used = 0.0  # time.monotonic() of the last exchange
 
     def __enter__(self):
         return self
@@ -220,6 +222,8 @@ class SmtpConnection:
             if reused and not started and exc.stale_connection:
                 return self._send(message, recipients, hook)
             raise
+        finally:
+            self.last_used = time.monotonic()
 
     def _send(self, message, recipients, hook) -> list[str]:
         settings = self.settings
@@ -246,6 +250,10 @@ class SmtpConnection:
             self.close()
             raise DeliveryFailed(f"SMTP server unreachable: {type(exc).__name__}: {exc}", stale_connection=True)
         return sorted(refused)
+
+    def close_if_idle(self, seconds: float) -> None:
+        if self.smtp is not None and time.monotonic() - self.last_used >= seconds:
+            self.close()
 
     def close(self) -> None:
         if self.smtp is not None:

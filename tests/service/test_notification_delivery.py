@@ -125,6 +125,34 @@ def test_a_batch_of_emails_shares_one_smtp_connection_and_survives_the_server_cl
     assert [(e.status, e.attempts) for e in the_emails(db)] == [("sent", 1)] * 4
 
 
+def test_a_sender_keeps_its_smtp_connection_between_batches_and_hangs_up_when_idle(db, settings, smtp_server,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(emails, "_due", emails._DueSignal())
+    monkeypatch.setattr(emails, "POLL_INTERVAL", 0.05)
+    monkeypatch.setattr(emails, "SMTP_KEEP_SECONDS", 0.5)
+    stop = threading.Event()
+    loop = threading.Thread(target=emails.sender_loop, args=(dataclasses.replace(settings, email_senders=1), db,
+                                                             None, stop))
+    loop.start()
+    try:
+        for n in range(3):  # one at a time: three batches
+            handle(db, settings, "contract.confirmed", confirmed(f"c-{n}"))
+            handle(db, settings, "document.rendered", rendered(f"c-{n}", f"doc-{n}"), source="documents")
+            wait_for(lambda: len(smtp_server.messages) == n + 1, timeout=10, message=f"email {n + 1}")
+        assert smtp_server.connections == 1
+
+        time.sleep(1.0)  # idle for twice the keep time: the sender hangs up, the next email opens a session
+        handle(db, settings, "contract.confirmed", confirmed("c-3"))
+        handle(db, settings, "document.rendered", rendered("c-3", "doc-3"), source="documents")
+        wait_for(lambda: len(smtp_server.messages) == 4, timeout=10, message="the email after the pause")
+        assert smtp_server.connections == 2
+    finally:
+        stop.set()
+        loop.join(10)
+    assert not loop.is_alive()
+    assert [e.status for e in the_emails(db)] == ["sent"] * 4
+
+
 def test_department_messages_go_to_the_inbox_and_the_department_exchange(db, settings):
     handle(db, settings, "contract.confirmed", confirmed("c-1", send_to_customer=False))
     with db.session() as session:
