@@ -195,19 +195,19 @@ def build(run, *, mode: str, system, config: dict, micro: dict, metrics_delta, p
         # What two otherwise idle cores could carry: what is left after the idle cost, over the cost per saga.
         spare = max(0.0, 2.0 - result["idle_cpu_cores"])
         result["cpu_bound_ceiling_sagas_per_s"] = round(spare * 1000 / result["marginal_cpu_ms_per_saga"], 1)
-        # The same cost counted in PDF renders timed on this host before and after the load: hosts of this
-        # kind differ up to twice in speed from day to day, and this ratio lets runs on different ones be compared.
-        renders = [micro.get(k) for k in ("pdf_cpu_ms", "pdf_cpu_ms_after") if micro.get(k)]
-        if renders:
-            unit = sum(renders) / len(renders)
-            result["cpu_per_saga_in_pdf_renders"] = round(result["marginal_cpu_ms_per_saga"] / unit, 2)
-        # The same in CPU-speed checks (the mean of the one before and the one after the load): a unit that no
-        # change to the code moves, where a faster renderer shrinks the PDF unit, and that spans the run.
-        checks = [micro.get(k) for k in ("python_loop_3m_cpu_ms", "python_loop_3m_cpu_ms_after") if micro.get(k)]
-        if checks:
-            unit = sum(checks) / len(checks)
-            result["cpu_per_saga_in_speed_checks"] = round(result["marginal_cpu_ms_per_saga"] / unit, 3)
+        # The same cost counted in units timed on this host before and after the load, so that runs on hosts of
+        # different speed compare: PDF renders, and CPU-speed checks, which no change to the code moves (a faster
+        # renderer shrinks the PDF unit).
+        marginal = result["marginal_cpu_ms_per_saga"]
+        result["cpu_per_saga_in_pdf_renders"] = _in_units(marginal, micro, "pdf_cpu_ms", 2)
+        result["cpu_per_saga_in_speed_checks"] = _in_units(marginal, micro, "python_loop_3m_cpu_ms", 3)
     return result
+
+
+def _in_units(cpu_ms: float, micro: dict, key: str, digits: int) -> float | None:
+    """cpu_ms over the mean of the unit's timings before (`key`) and after (`key_after`) the load."""
+    timings = [micro[k] for k in (key, f"{key}_after") if micro.get(k)]
+    return round(cpu_ms / (sum(timings) / len(timings)), digits) if timings else None
 
 
 def _fmt(value, unit="", digits=1) -> str:
