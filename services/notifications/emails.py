@@ -310,6 +310,8 @@ def send_due(settings, db, limit: int = BATCH, connection: mailer.SmtpConnection
     one for this batch); returns how many were tried."""
     with db.session() as session:
         claims = _claim(session, settings, limit)
+    if not claims:
+        return 0
     owned = connection is None
     connection = connection or mailer.SmtpConnection(settings)
     try:
