@@ -1,13 +1,14 @@
 """Transactional outbox: events are rows written with the change, and a relay publishes them."""
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 import weakref
 
 from kombu import Producer
-from sqlalchemy import bindparam, event, select, text, update
+from sqlalchemy import bindparam, event, func, literal, select, update
 from sqlalchemy.exc import UnboundExecutionError
 from sqlalchemy.orm import Session
 
@@ -39,14 +40,24 @@ def emit_department(session: Session, department: str, message: dict) -> None:
 
 def enqueue(session: Session, exchange: str, routing_key: str, body: str, row_id: str) -> None:
     """Any outbox row (an event, a department message, a replayed dead letter) and the relay's wake-up."""
+    key, channel = _announcement(session)
     # A plain INSERT, not an ORM object: several per transaction on every hot path, and the unit of work's
     # bookkeeping cost more than the statement itself.
-    session.execute(_INSERT, {"id": row_id, "exchange": exchange, "routing_key": routing_key, "body": body,
-                              "created_at": utcnow(), "published": False, "attempts": 0})
-    _announce(session)
+    session.execute(_INSERT if channel is None else _insert_notifying(channel),
+                    {"id": row_id, "exchange": exchange, "routing_key": routing_key, "body": body,
+                     "created_at": utcnow(), "published": False, "attempts": 0})
+    if key is not None:
+        session.info[_ANNOUNCED] = key  # only now: a failed INSERT announced nothing
 
 
 _INSERT = OutboxMessage.__table__.insert()
+
+
+@functools.lru_cache(maxsize=None)
+def _insert_notifying(channel: str):
+    """The INSERT that also sends the NOTIFY: RETURNING evaluates pg_notify, so it needs no round trip of its
+    own (on the gateway's create and confirm, that round trip was inside the document counter's lock)."""
+    return _INSERT.returning(func.pg_notify(literal(channel), literal("")))
 
 
 def _outbox_key(bind) -> tuple:
@@ -59,21 +70,22 @@ def notify_channel(bind) -> str:
     return f"crm_outbox_{schema}" if schema else "crm_outbox"
 
 
-def _announce(session: Session) -> None:
-    """Wake the relays when this transaction commits: this process's directly, other processes' by NOTIFY."""
+def _announcement(session: Session) -> tuple[tuple | None, str | None]:
+    """How this transaction's first outbox row wakes the relays when it commits: this process's directly (the
+    outbox's key), other processes' by NOTIFY (the channel, when no relay of this outbox runs here, as in the
+    web processes). (None, None) once announced. A NOTIFY is transactional: delivered at commit, dropped on
+    rollback, one per channel per transaction.
+    """
     if session.info.get(_ANNOUNCED):
-        return
+        return None, None
     try:
         bind = session.get_bind()
     except UnboundExecutionError:
-        return
-    key = session.info[_ANNOUNCED] = _outbox_key(bind)
+        return None, None
+    key = _outbox_key(bind)
     if bind.dialect.name == "postgresql" and not _relay_wakers.get(key):
-        # No relay of this outbox runs here (the web processes): tell the others' listeners.
-        # Transactional: delivered at commit, dropped on rollback, one per channel per transaction.
-        # No autoflush: the caller's pending rows are written when it flushes, not here.
-        with session.no_autoflush:
-            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": notify_channel(bind)})
+        return key, notify_channel(bind)
+    return key, None
 
 
 @event.listens_for(Session, "after_commit")
