@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from crmkit.errors import NotFound
 from crmkit.web.auth import Caller
 from services.contracts.models import Contract, Customer
+from services.contracts.settings_store import SETTINGS_COLUMN, merged_settings
 
 
 def own_filter(query, caller: Caller, owner_column):
@@ -27,11 +28,22 @@ def customer_for(session: Session, caller: Caller, customer_id: str, lock: bool 
     return customer
 
 
+def customer_and_settings(session: Session, caller: Caller, customer_id: str) -> tuple[Customer, dict]:
+    """customer_for and the company settings, in one statement: a new contract needs both."""
+    query = own_filter(select(Customer, SETTINGS_COLUMN).where(Customer.id == customer_id), caller, Customer.owner)
+    row = session.execute(query).first()
+    if row is None:
+        raise NotFound("No such customer.", {"customer_id": ["Unknown customer."]})
+    return row[0], merged_settings(row[1])
+
+
 def contract_for(session: Session, caller: Caller, contract_id: str, lock: bool = False) -> Contract:
+    """The contract with its lines, in one statement; `lock` locks the contract's row, not its lines'."""
     query = own_filter(select(Contract).where(Contract.id == contract_id), caller, Contract.owner_id)
+    query = query.options(joinedload(Contract.lines))
     if lock:
-        query = query.with_for_update()
-    contract = session.execute(query).scalar_one_or_none()
+        query = query.with_for_update(of=Contract)
+    contract = session.execute(query).unique().scalar_one_or_none()
     if contract is None:
         raise NotFound("No such contract.")
     return contract

@@ -66,8 +66,10 @@ def customer_snapshot(customer: Customer) -> dict:
 def create(session: Session, *, customer: Customer, lines: list[ContractLine], created_by: str,
            delivery_date: date | None = None, payment_terms: str | None = None,
            notify_departments: list | None = None, send_to_customer: bool | None = None,
-           quote_id: str | None = None, recurring_id: str | None = None, currency: str = "CNY") -> Contract:
-    settings = load_settings(session)
+           quote_id: str | None = None, recurring_id: str | None = None, currency: str = "CNY",
+           settings: dict | None = None) -> Contract:
+    """A draft; `settings`: the company settings when the caller has already read them."""
+    settings = settings if settings is not None else load_settings(session)
     now = utcnow()
     contract = Contract(
         id=str(uuid.uuid4()), number=next_number(session, "HT", now.year), version=1, customer_id=customer.id,
@@ -90,10 +92,11 @@ def create(session: Session, *, customer: Customer, lines: list[ContractLine], c
     return contract
 
 
-def confirm(session: Session, contract: Contract, customer: Customer, owner) -> None:
-    """draft → confirmed: freeze the customer, then one event starts reservation, PDF, email and notices."""
+def confirm(session: Session, contract: Contract, customer: Customer, owner, settings: dict | None = None) -> None:
+    """draft → confirmed: freeze the customer, then one event starts reservation, PDF, email and notices.
+    `settings`: the company settings when the caller has already read them."""
     rules.require_move(contract.status, "confirmed")
-    settings = load_settings(session)
+    settings = settings if settings is not None else load_settings(session)
     # Taken before the contract changes: a statement here would otherwise flush those changes first and the
     # contract would be written twice.
     seq = next_value(session, "confirmations")

@@ -393,3 +393,19 @@ def test_fields_a_caller_may_not_set_are_refused_or_ignored(world):
     assert_error(alice.put("/api/v1/settings", json={"shortage_policy": "warn_sales"}), 403)
     assert_error(alice.post("/api/v1/products", json={"code": "X-1", "name": "x", "unit": "件",
                                                       "unit_price": "1.00"}), 403)
+
+
+def test_a_timeline_page_past_its_end_is_empty_for_its_owner_and_not_found_for_others(world):
+    """The timeline checks access in the statement that reads it, so an empty page is looked at twice: past the end
+    of one's own contract it is an empty page, on someone else's it is still the 404 of an unknown id."""
+    ids, clients = world
+    alice, bob = clients["alice"], clients["bob"]
+    path = f"/api/v1/contracts/{ids['contract']}/timeline"
+    whole = alice.get(path, params={"limit": 200}).json
+    assert whole["total"] == len(whole["items"]) > 3
+    assert alice.get(path, params={"offset": 2, "limit": 1}).json == {"items": whole["items"][2:3],
+                                                                       "total": whole["total"]}
+    past = alice.get(path, params={"offset": whole["total"]})
+    assert past.status_code == 200 and past.json == {"items": [], "total": whole["total"]}
+    for params in ({}, {"offset": whole["total"]}):
+        assert_error(bob.get(path, params=params), 404, ("bob", params))

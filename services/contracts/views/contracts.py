@@ -19,9 +19,11 @@ from crmkit.web.idempotency import idempotent
 from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load, load_args
 from services.contracts import lifecycle, rules
-from services.contracts.access import contract_for, customer_for, own_filter, require_contract, require_reader
+from services.contracts.access import (contract_for, customer_and_settings, own_filter, require_contract,
+                                       require_reader)
 from services.contracts.models import Contract, Customer, TimelineEntry, User
 from services.contracts.schemas import ContractIn, ContractOut, ContractPatch, ContractQuery, TimelineOut
+from services.contracts.settings_store import SETTINGS_COLUMN, merged_settings
 
 bp = Blueprint("contracts", __name__, url_prefix="/api/v1")
 out = ContractOut()
@@ -91,20 +93,21 @@ def create_contract():
     products = fetch_products(_settings(), bearer(), [l["product_code"] for l in data["lines"]])
     lines = lifecycle.build_lines(data["lines"], products)
     with _db().session() as session:
-        customer = _customer_field(session, data["customer_id"])
+        customer, company_settings = _customer_field(session, data["customer_id"])
         contract = lifecycle.create(session, customer=customer, lines=lines, created_by=who.id,
                                     delivery_date=data["delivery_date"], payment_terms=data["payment_terms"],
                                     notify_departments=data["notify_departments"],
-                                    send_to_customer=data["send_to_customer"])
+                                    send_to_customer=data["send_to_customer"], settings=company_settings)
         if data["confirm"]:
-            lifecycle.confirm(session, contract, customer, _owner(session, contract))
+            lifecycle.confirm(session, contract, customer, _owner(session, contract), settings=company_settings)
     available = {code: Decimal(p["available"]) for code, p in products.items()}
     return dump(contract, available), 201
 
 
-def _customer_field(session, customer_id: str) -> Customer:
+def _customer_field(session, customer_id: str) -> tuple[Customer, dict]:
+    """The customer named in the body, and the company settings."""
     try:
-        return customer_for(session, caller(), customer_id)
+        return customer_and_settings(session, caller(), customer_id)
     except NotFound:
         raise ValidationFailed("Unknown customer.", {"customer_id": ["Unknown customer."]})
 
@@ -142,14 +145,15 @@ def from_quote(quote_id: str, options: dict):
                                    for l in quote["lines"]], products)
     try:
         with _db().session() as session:
-            customer = _customer_field(session, quote["customer_id"])
+            customer, company_settings = _customer_field(session, quote["customer_id"])
             contract = lifecycle.create(
                 session, customer=customer, lines=lines, created_by=caller().id, quote_id=quote_id,
                 delivery_date=_date(quote.get("delivery_date")), payment_terms=quote.get("payment_terms"),
                 notify_departments=options.get("notify_departments"),
-                send_to_customer=options.get("send_to_customer"), currency=quote.get("currency") or "CNY")
+                send_to_customer=options.get("send_to_customer"), currency=quote.get("currency") or "CNY",
+                settings=company_settings)
             if options.get("confirm"):
-                lifecycle.confirm(session, contract, customer, _owner(session, contract))
+                lifecycle.confirm(session, contract, customer, _owner(session, contract), settings=company_settings)
         return dump(contract, _live(contract)), 201
     except IntegrityError:
         # A concurrent conversion of the same quote won; answer with its contract.
@@ -216,11 +220,12 @@ def confirm_contract(contract_id):
     require_reader(caller())
     with _db().session() as session:
         contract = contract_for(session, caller(), contract_id, lock=True)
-        # The customer (frozen into the contract) and the salesperson (named in the event) in one read.
-        customer, owner = session.execute(
-            select(Customer, User).outerjoin(User, User.id == contract.owner_id)
+        # The customer (frozen into the contract), the salesperson (named in the event) and the company settings
+        # (copied into it) in one read.
+        customer, owner, stored = session.execute(
+            select(Customer, User, SETTINGS_COLUMN).outerjoin(User, User.id == contract.owner_id)
             .where(Customer.id == contract.customer_id)).one()
-        lifecycle.confirm(session, contract, customer, owner)
+        lifecycle.confirm(session, contract, customer, owner, settings=merged_settings(stored))
     return dump(contract)
 
 
@@ -238,7 +243,11 @@ def timeline(contract_id):
     require_reader(caller())
     limit, offset = page_args()
     with _db().session() as session:
-        require_contract(session, caller(), contract_id)
-        query = select(TimelineEntry).where(TimelineEntry.contract_id == contract_id)
+        # The caller's right to the contract is a join of the same statement. An empty page leaves it open
+        # whether the contract is someone else's (404) or the offset is past the end: only then is it asked.
+        query = own_filter(select(TimelineEntry).join(Contract, Contract.id == TimelineEntry.contract_id)
+                           .where(TimelineEntry.contract_id == contract_id), caller(), Contract.owner_id)
         rows, total = fetch_page(session, query, (TimelineEntry.at, TimelineEntry.id), limit, offset)
+        if not rows:
+            require_contract(session, caller(), contract_id)
         return page(TimelineOut(many=True).dump(rows), total)
