@@ -1,4 +1,4 @@
-"""CPU per create and per confirm in the gateway alone: its Flask app in this process, a stub catalogue.
+"""CPU per create, confirm and timeline read in the gateway alone: its Flask app in this process, a stub catalogue.
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres python -m bench.gateway [--count 150] [--rounds 3]
 
@@ -99,7 +99,7 @@ def rounds(client, count: int, n_rounds: int) -> None:
             "send_to_customer": True, "notify_departments": ["warehouse"]}
 
     def run(n):
-        spent = {"create": 0.0, "confirm": 0.0}
+        spent = {"create": 0.0, "confirm": 0.0, "timeline": 0.0}
         for _ in range(n):
             start = time.process_time()
             created = client.post("/api/v1/contracts", headers=sales, json=body)
@@ -109,13 +109,19 @@ def rounds(client, count: int, n_rounds: int) -> None:
             confirmed = client.post(f"/api/v1/contracts/{created.json['id']}/confirm", headers=sales)
             spent["confirm"] += time.process_time() - start
             assert confirmed.status_code == 200, confirmed.json
+            # The bench's one read per saga (the timeline it checks completion with).
+            start = time.process_time()
+            timeline = client.get(f"/api/v1/contracts/{created.json['id']}/timeline?limit=200", headers=sales)
+            spent["timeline"] += time.process_time() - start
+            assert timeline.status_code == 200, timeline.json
         return {k: v / n * 1000 for k, v in spent.items()}
 
     run(30)  # warm-up: imports, statement caches, prepared statements
     print(f"CPU-speed check: {cpu_calibration()['python_loop_3m_cpu_ms']} ms", flush=True)
     for _ in range(n_rounds):
         cpu = run(count)
-        print(f"{count} contracts: create {cpu['create']:.2f} ms, confirm {cpu['confirm']:.2f} ms CPU each", flush=True)
+        print(f"{count} contracts: create {cpu['create']:.2f} ms, confirm {cpu['confirm']:.2f} ms, "
+              f"timeline {cpu['timeline']:.2f} ms CPU each", flush=True)
 
 
 if __name__ == "__main__":

@@ -76,8 +76,7 @@ def pdf_benchmark(runs: int = 50) -> dict:
     # CPU time too: on a shared, busy machine a render is preempted and its wall time says more about the
     # neighbours than about the renderer.
     return {"pdf_ms": round(statistics.median(times) * 1000, 1), "pdf_cpu_ms": round(statistics.median(cpu) * 1000, 1),
-            "pdf_p95_ms": round(times[int(0.95 * len(times))
-                                                                                        - 1] * 1000, 1),
+            "pdf_p95_ms": round(times[int(0.95 * len(times)) - 1] * 1000, 1),
             "pdf_pages": _pages(pdf), "pdf_lines": lines, "pdf_bytes": len(pdf), "pdf_runs": runs,
             "pdf_font_embedded": b"/FontFile2" in pdf}
 

@@ -35,10 +35,10 @@ def test_quick_bench_completes_every_saga(tmp_path):
     assert "| complete sagas |" in proc.stdout
 
 
-def test_the_gateway_bench_measures_create_and_confirm(pg_url):
+def test_the_gateway_bench_measures_create_confirm_and_the_timeline_read(pg_url):
     env = {**os.environ, "DATABASE_URL": pg_url}
     proc = subprocess.run([sys.executable, "-m", "bench.gateway", "--count", "5", "--rounds", "1"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    assert re.search(r"^5 contracts: create \d+\.\d\d ms, confirm \d+\.\d\d ms CPU each$", proc.stdout, re.M), \
-        proc.stdout
+    assert re.search(r"^5 contracts: create \d+\.\d\d ms, confirm \d+\.\d\d ms, timeline \d+\.\d\d ms CPU each$",
+                     proc.stdout, re.M), proc.stdout
