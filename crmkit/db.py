@@ -44,6 +44,9 @@ class Database:
             engine = engine.execution_options(crm_schema=schema)
         self.engine = engine
         self.sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        # PostgreSQL only: SQLite is in-process, a BEGIN there costs no round trip (and its writers must lock).
+        self._autocommit_sessions = None if self.is_sqlite else sessionmaker(
+            bind=engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
 
     def create_all(self):
         """Create this service's tables (and its schema on a shared PostgreSQL database)."""
@@ -64,6 +67,21 @@ class Database:
         with self.sessions() as session:
             with session.begin():
                 yield session
+
+    @contextlib.contextmanager
+    def autocommit(self):
+        """A session whose statements each commit by themselves: no BEGIN and COMMIT, two round trips fewer.
+
+        Only for work in which every statement stands alone: reads, or a single write (one UPDATE … RETURNING
+        is atomic by itself). Under READ COMMITTED a read transaction gives nothing more, since each of its
+        statements sees its own snapshot anyway. On SQLite it is session().
+        """
+        if self._autocommit_sessions is None:
+            with self.session() as session:
+                yield session
+            return
+        with self._autocommit_sessions() as session:
+            yield session
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

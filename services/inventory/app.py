@@ -58,14 +58,14 @@ def list_products():
         literal = args["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = f"%{literal}%"
         query = query.where(or_(Product.code.ilike(pattern, escape="\\"), Product.name.ilike(pattern, escape="\\")))
-    with _db().session() as session:
+    with _db().autocommit() as session:  # reads only; the gateway's catalogue read of every new contract
         rows, total = fetch_page(session, query, (Product.code,), limit, offset)
         return page([dump(p) for p in rows], total)
 
 
 @bp.get("/<code>")
 def get_product(code):
-    with _db().session() as session:
+    with _db().autocommit() as session:
         product = session.get(Product, code)
         if product is None:
             raise NotFound(f"No product with code {code}.")

@@ -308,7 +308,7 @@ def housekeeping(db) -> None:
 def send_due(settings, db, limit: int = BATCH, connection: mailer.SmtpConnection | None = None) -> int:
     """Claim and deliver up to `limit` due emails over one SMTP connection (`connection`, kept by the caller, or
     one for this batch); returns how many were tried."""
-    with db.session() as session:
+    with db.autocommit() as session:  # the claim is one UPDATE … RETURNING
         claims = _claim(session, settings, limit)
     if not claims:
         return 0
@@ -454,7 +454,7 @@ def _start_data(db, claim: Claim) -> None:
 
 
 def _mark_started(db, claim: Claim) -> bool:
-    with db.session() as session:
+    with db.autocommit() as session:  # one UPDATE
         return session.execute(_MARK_STARTED, {"email_id": claim.id, "token": claim.token,
                                                "started": utcnow()}).rowcount == 1
 

@@ -242,7 +242,7 @@ def cancel_contract(contract_id):
 def timeline(contract_id):
     require_reader(caller())
     limit, offset = page_args()
-    with _db().session() as session:
+    with _db().autocommit() as session:  # reads only
         # The caller's right to the contract is a join of the same statement. An empty page leaves it open
         # whether the contract is someone else's (404) or the offset is past the end: only then is it asked.
         query = own_filter(select(TimelineEntry).join(Contract, Contract.id == TimelineEntry.contract_id)
