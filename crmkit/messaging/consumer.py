@@ -51,14 +51,21 @@ def only_if(predicate):
 
 
 def keyed_by_event(handler):
-    """Mark a handler whose only write is keyed by the event's id (an INSERT … ON CONFLICT DO NOTHING on it).
+    """Mark a handler whose only write is one statement keyed by the event's id (an INSERT … ON CONFLICT DO
+    NOTHING on it); it may read too.
 
     A copy of the event writes nothing a second time by itself, and a concurrent copy waits on the first one's
-    row, so no inbox row is written for it: a statement less for the timeline entry that most events of a
-    saga become in the gateway.
+    row, so no inbox row is written for it. With one write and no inbox row there is nothing for a transaction
+    to hold together, so it runs without one (Database.autocommit): the timeline entry that most events of a
+    saga become in the gateway costs one statement, with no BEGIN or COMMIT.
     """
     handler.keyed_by_event = True
     return handler
+
+
+def handler_session(db, handler):
+    """The session a handler runs in: a transaction, or none for a handler keyed by the event."""
+    return db.autocommit() if getattr(handler, "keyed_by_event", False) else db.session()
 
 
 def concerns(handler, envelope: Envelope) -> bool:
@@ -198,7 +205,7 @@ class Worker(ConsumerMixin):
         return last_error
 
     def _handle_once(self, envelope: Envelope, handler) -> str:
-        with self.db.session() as session:
+        with handler_session(self.db, handler) as session:
             # The inbox row first: a concurrent copy of the same event waits on it, then finds it and
             # does nothing, so the handler never runs twice at once. A handler keyed by the event is its
             # own inbox: its one write is unique per event id.
