@@ -19,22 +19,24 @@ def own_filter(query, caller: Caller, owner_column):
 
 
 def customer_for(session: Session, caller: Caller, customer_id: str, lock: bool = False) -> Customer:
-    query = own_filter(select(Customer).where(Customer.id == customer_id), caller, Customer.owner)
-    if lock:
-        query = query.with_for_update()
-    customer = session.execute(query).scalar_one_or_none()
-    if customer is None:
-        raise NotFound("No such customer.", {"customer_id": ["Unknown customer."]})
-    return customer
+    return _customer_row(session, caller, customer_id, lock=lock)[0]
 
 
 def customer_and_settings(session: Session, caller: Caller, customer_id: str) -> tuple[Customer, dict]:
     """customer_for and the company settings, in one statement: a new contract needs both."""
-    query = own_filter(select(Customer, SETTINGS_COLUMN).where(Customer.id == customer_id), caller, Customer.owner)
+    customer, stored = _customer_row(session, caller, customer_id, SETTINGS_COLUMN)
+    return customer, merged_settings(stored)
+
+
+def _customer_row(session: Session, caller: Caller, customer_id: str, *columns, lock: bool = False):
+    """The caller's customer (404 for anyone else's) and `columns` read with it."""
+    query = own_filter(select(Customer, *columns).where(Customer.id == customer_id), caller, Customer.owner)
+    if lock:
+        query = query.with_for_update()
     row = session.execute(query).first()
     if row is None:
         raise NotFound("No such customer.", {"customer_id": ["Unknown customer."]})
-    return row[0], merged_settings(row[1])
+    return row
 
 
 def contract_for(session: Session, caller: Caller, contract_id: str, lock: bool = False) -> Contract:
