@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import request
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from crmkit.errors import ValidationFailed
 
@@ -41,6 +41,26 @@ def fetch_page(session, query, order_by: tuple, limit: int, offset: int) -> tupl
     """One page of an ORM query and the list's total. The COUNT is skipped when the page shows where the list
     ends (fewer rows than asked), which is every call of the short lists on hot paths (timelines, catalogue)."""
     rows = session.execute(query.order_by(*order_by).limit(limit).offset(offset)).scalars().all()
-    if (rows and len(rows) < limit) or (not rows and offset == 0):
+    if _shows_end(rows, limit, offset):
         return rows, offset + len(rows)
     return rows, session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+
+
+def page_statements(query, order_by: tuple) -> tuple:
+    """fetch_page's two statements for a list read on a hot path, to be built once and kept: the page, with
+    LIMIT and OFFSET as the bound parameters `limit` and `offset`, and the COUNT. Run with fetch_prebuilt_page."""
+    return (query.order_by(*order_by).limit(bindparam("limit")).offset(bindparam("offset")),
+            select(func.count()).select_from(query.subquery()))
+
+
+def fetch_prebuilt_page(session, statements: tuple, params: dict, limit: int, offset: int) -> tuple[list, int]:
+    """fetch_page with page_statements' statements and the values of their other parameters."""
+    paged, count = statements
+    rows = session.execute(paged, {**params, "limit": limit, "offset": offset}).scalars().all()
+    if _shows_end(rows, limit, offset):
+        return rows, offset + len(rows)
+    return rows, session.execute(count, params).scalar_one()
+
+
+def _shows_end(rows: list, limit: int, offset: int) -> bool:
+    return bool(rows and len(rows) < limit) or (not rows and offset == 0)

@@ -6,7 +6,9 @@ from decimal import Decimal
 from urllib.parse import quote as url_quote
 
 from flask import Blueprint, current_app
-from sqlalchemy import select
+import functools
+
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from crmkit.catalogue import availability, fetch_products
@@ -16,11 +18,11 @@ from crmkit.money import amount_in_words
 from crmkit.web.auth import bearer, caller
 from crmkit.web.client import ServiceClient
 from crmkit.web.idempotency import idempotent
-from crmkit.web.pagination import fetch_page, page, page_args
+from crmkit.web.pagination import fetch_page, fetch_prebuilt_page, page, page_args, page_statements
 from crmkit.web.requests import load, load_args
 from services.contracts import lifecycle, rules
 from services.contracts.access import (contract_for, customer_and_settings, own_filter, require_contract,
-                                       require_reader)
+                                       require_reader, scope_of, scoped)
 from services.contracts.models import Contract, Customer, TimelineEntry, User
 from services.contracts.schemas import ContractIn, ContractOut, ContractPatch, ContractQuery, TimelineOut
 from services.contracts.settings_store import SETTINGS_COLUMN, merged_settings
@@ -223,10 +225,13 @@ def confirm_contract(contract_id):
         # The customer (frozen into the contract), the salesperson (named in the event) and the company settings
         # (copied into it) in one read.
         customer, owner, stored = session.execute(
-            select(Customer, User, SETTINGS_COLUMN).outerjoin(User, User.id == contract.owner_id)
-            .where(Customer.id == contract.customer_id)).one()
+            _CONFIRM_PARTIES, {"customer_id": contract.customer_id, "owner_id": contract.owner_id}).one()
         lifecycle.confirm(session, contract, customer, owner, settings=merged_settings(stored))
     return dump(contract)
+
+
+_CONFIRM_PARTIES = (select(Customer, User, SETTINGS_COLUMN).outerjoin(User, User.id == bindparam("owner_id"))
+                    .where(Customer.id == bindparam("customer_id")))
 
 
 @bp.post("/contracts/<contract_id>/cancel")
@@ -243,11 +248,23 @@ def timeline(contract_id):
     require_reader(caller())
     limit, offset = page_args()
     with _db().autocommit() as session:  # reads only
-        # The caller's right to the contract is a join of the same statement. An empty page leaves it open
-        # whether the contract is someone else's (404) or the offset is past the end: only then is it asked.
-        query = own_filter(select(TimelineEntry).join(Contract, Contract.id == TimelineEntry.contract_id)
-                           .where(TimelineEntry.contract_id == contract_id), caller(), Contract.owner_id)
-        rows, total = fetch_page(session, query, (TimelineEntry.at, TimelineEntry.id), limit, offset)
+        rows, total = fetch_prebuilt_page(session, _timeline_statements(scope_of(caller())),
+                                          {"id": contract_id, "owner": caller().id}, limit, offset)
         if not rows:
             require_contract(session, caller(), contract_id)
-        return page(TimelineOut(many=True).dump(rows), total)
+        return page(timeline_out.dump(rows), total)
+
+
+timeline_out = TimelineOut(many=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _timeline_statements(scope: str) -> tuple:
+    """A contract's timeline, one page; read after every confirm, so built once per scope.
+
+    The caller's right to the contract is a join of the same statement. An empty page leaves it open whether
+    the contract is someone else's (404) or the offset is past the end: only then is it asked.
+    """
+    query = scoped(select(TimelineEntry).join(Contract, Contract.id == TimelineEntry.contract_id)
+                   .where(TimelineEntry.contract_id == bindparam("id")), scope, Contract.owner_id)
+    return page_statements(query, (TimelineEntry.at, TimelineEntry.id))
