@@ -6,8 +6,9 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import bindparam, exists, insert, select
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached, object_session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from crmkit.db import dialect_insert, insert_ignore
 from crmkit.errors import Conflict, ValidationFailed
@@ -130,15 +131,14 @@ def confirm(session: Session, contract: Contract, customer: Customer, owner, set
     `settings`: the company settings when the caller has already read them."""
     rules.require_move(contract.status, "confirmed")
     settings = settings if settings is not None else load_settings(session)
-    # Taken before the contract changes: a statement here would otherwise flush those changes first and the
-    # contract would be written twice.
-    seq = next_value(session, "confirmations")
     now = utcnow()
-    contract.status = "confirmed"
-    contract.confirmed_at = now
-    contract.customer_snapshot = customer_snapshot(customer)
-    contract.confirmed_seq = seq
-    contract.stock_status = "pending"
+    changes = {"status": "confirmed", "confirmed_at": now, "customer_snapshot": customer_snapshot(customer),
+               "confirmed_seq": next_value(session, "confirmations"), "stock_status": "pending"}
+    # One prebuilt UPDATE, and the object told these are the stored values: the unit of work's flush of the
+    # same change cost about twice as much.
+    session.execute(_CONFIRM, {"cid": contract.id, **changes})
+    for key, value in changes.items():
+        set_committed_value(contract, key, value)
     event = emit(session, SOURCE, "contract.confirmed", confirmed_payload(contract, settings, owner),
                  correlation_id=contract.id)
     add_timeline(session, contract.id, event.id, "contract.confirmed", f"Contract {contract.number} confirmed", now)
@@ -220,6 +220,9 @@ _CONTRACT_INSERT = insert(_CONTRACTS)
 _LINES = ContractLine.__table__
 # Ids in the order of the rows given, so that each line object gets its own.
 _LINE_INSERT = insert(_LINES).returning(_LINES.c.id, sort_by_parameter_order=True)
+_CONFIRM = (update(_CONTRACTS).where(_CONTRACTS.c.id == bindparam("cid"))
+            .values({c: bindparam(c, type_=_CONTRACTS.c[c].type) for c in
+                     ("status", "confirmed_at", "customer_snapshot", "confirmed_seq", "stock_status")}))
 _CONTRACT_EXISTS = select(_CONTRACTS.c.id).where(_CONTRACTS.c.id == bindparam("contract_id"))
 
 
