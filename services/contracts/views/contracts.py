@@ -1,13 +1,12 @@
 """Contracts: create (from scratch or a quote), read, change while draft, confirm, cancel, timeline."""
 from __future__ import annotations
 
+import functools
 from datetime import date
 from decimal import Decimal
 from urllib.parse import quote as url_quote
 
 from flask import Blueprint, current_app
-import functools
-
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
