@@ -105,6 +105,23 @@ def _insert_ignore(table, dialect_name: str):
     return dialect_insert(dialect_name)(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
+def row_values(obj) -> dict:
+    """The row of a new ORM object, for a prebuilt INSERT: every column's value, a column left unset getting its
+    default on the object too, as a flush would (callable defaults are called without an execution context,
+    which none of ours reads). A database-generated primary key left unset is left out."""
+    values = obj.__dict__
+    row = {}
+    for column in obj.__table__.columns:
+        if column.key not in values:
+            default = column.default
+            value = None if default is None else default.arg(None) if default.is_callable else default.arg
+            if value is None and column.primary_key:
+                continue
+            setattr(obj, column.key, value)
+        row[column.key] = values[column.key]
+    return row
+
+
 def dialect_insert(dialect_name: str):
     """The insert() that knows ON CONFLICT on this dialect (both of ours spell it the same way)."""
     return postgresql.insert if dialect_name == "postgresql" else sqlite.insert

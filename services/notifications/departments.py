@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from crmkit.db import insert_ignore
+from crmkit.db import insert_ignore, row_values
 from crmkit.messaging.outbox import emit, emit_department
 from crmkit.timeutil import iso, utcnow
 from services.notifications.models import DepartmentMessage
@@ -31,8 +31,7 @@ def post(session: Session, *, department: str, type: str, reason: str, text: str
                                 reason=reason, recipient_id=recipient_id, contract_id=contract.get("id"),
                                 contract=contract, lines=lines, text=text, occurred_at=occurred_at or utcnow())
     # One statement that is also the duplicate check (dedupe_key is unique); the object stays detached.
-    if not insert_ignore(session, DepartmentMessage.__table__, {
-            c.key: getattr(message, c.key) for c in DepartmentMessage.__table__.columns}):
+    if not insert_ignore(session, DepartmentMessage.__table__, row_values(message)):
         return None
     emit_department(session, department, queue_body(message))
     emit(session, SOURCE, "department.notified", {

@@ -28,6 +28,7 @@ from services.contracts.settings_store import SETTINGS_COLUMN, merged_settings
 
 bp = Blueprint("contracts", __name__, url_prefix="/api/v1")
 out = ContractOut()
+timeline_out = TimelineOut(many=True)
 ZERO = Decimal(0)
 
 
@@ -252,9 +253,6 @@ def timeline(contract_id):
         if not rows:
             require_contract(session, caller(), contract_id)
         return page(timeline_out.dump(rows), total)
-
-
-timeline_out = TimelineOut(many=True)
 
 
 @functools.lru_cache(maxsize=None)
