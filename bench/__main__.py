@@ -48,6 +48,8 @@ def parse_args(argv=None):
     p.add_argument("--drain-timeout", type=float, default=None,
                    help="seconds to wait after the load for pending sagas (default 60; 300 with --quick)")
     p.add_argument("--products", type=int, default=50)
+    p.add_argument("--smtp-delay", type=float, default=0.0, metavar="MS",
+                   help="the SMTP server answers each message this much later, as a remote relay does")
     p.add_argument("--request-timeout", type=float, default=None, help="seconds per HTTP request (30; 120 quick)")
     p.add_argument("--no-micro", action="store_true", help="skip the PDF and relay micro-benchmarks")
     p.add_argument("--out", type=Path, default=RESULTS, help="where the .json and .md go")
@@ -129,7 +131,7 @@ def main(argv=None) -> int:
             f"relay {micro_results.get('relay_events_per_s')} events/s")
 
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
-    smtp = SmtpServer(workdir).start()
+    smtp = SmtpServer(workdir, delay_ms=args.smtp_delay).start()
     if mode == "rabbitmq":
         system = ClusterSystem(workdir, smtp, amqp_url, database_url, scale=args.scale, web_workers=args.web_workers)
     else:
@@ -190,7 +192,7 @@ def main(argv=None) -> int:
                   "offered_rate": args.offered_rate, "volume": args.volume, "scale": args.scale,
                   "web_workers": args.web_workers if mode == "rabbitmq" else None,
                   "threads": args.threads if mode == "embedded" else None, "quick": args.quick,
-                  "products": args.products, "lines_per_contract": 5, "departments": ["warehouse"],
+                  "products": args.products, "smtp_delay_ms": args.smtp_delay, "lines_per_contract": 5, "departments": ["warehouse"],
                   "cpus": os.cpu_count(), "git": git_commit()}
         busy = snaps["machine_after"][0] - snaps["machine"][0]
         elapsed = (snaps["machine_after"][1] - snaps["machine"][1]) / (os.cpu_count() or 1)

@@ -237,7 +237,9 @@ def markdown(r: dict) -> str:
             + (f"{cfg['count']} sagas" if cfg.get("count") else f"{cfg['duration']:g} s"))
     lines = [f"### {r['mode']} — {r['started_at'][:19]}Z", "",
              f"{r['system']}; {load}; volume {cfg.get('volume') or 0:,} preloaded contracts; "
-             f"saga = {r['saga_definition']}.", "",
+             + (f"the SMTP server answers each message after {cfg['smtp_delay_ms']:g} ms; "
+                if cfg.get("smtp_delay_ms") else "")
+             + f"saga = {r['saga_definition']}.", "",
              "| metric | value |", "|---|---|",
              f"| complete sagas | {r['sagas']} of {r['contracts_confirmed']} confirmed |",
              f"| errors | {r['errors']} |",

@@ -1,14 +1,19 @@
 """The bench's SMTP server (aiosmtpd), in its own process: one JSON line per accepted message.
 
-    python -m bench.smtp --port 2525 --log accepted.jsonl
+    python -m bench.smtp --port 2525 --log accepted.jsonl [--delay-ms 200]
 
 Each line: {"at": unix time of acceptance, "numbers": document numbers found in the subject (or, when it
 names none, in the attachment names and the text parts), "subject", "rcpt", "size", "attachments"}. The load
 generator tails the file; it never polls the server.
+
+`--delay-ms` makes it answer each message's DATA that much later, as a remote relay does (a provider's relay
+across the internet takes 100–500 ms); sessions wait side by side, not in turn. With it the email senders,
+not the cores, can become what limits a saga, which is where a second notifications worker pays.
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import email
 import email.errors
 import email.header
@@ -71,6 +76,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", required=True)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="answer each DATA this much later")
     args = parser.parse_args(argv)
 
     from aiosmtpd.controller import Controller
@@ -80,6 +86,8 @@ def main(argv=None):
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):
+            if args.delay_ms > 0:
+                await asyncio.sleep(args.delay_ms / 1000)  # this session only: the others go on meanwhile
             at = time.time()
             try:
                 found, subject, attachments = numbers_in(envelope.content)

@@ -45,8 +45,9 @@ def _stop(procs: list[subprocess.Popen], timeout: float = 15.0) -> None:
 class SmtpServer:
     """bench.smtp in a subprocess; `accepted()` returns the new acceptances since the last call."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, delay_ms: float = 0.0):
         self.port = free_port()
+        self.delay_ms = delay_ms
         self.log_path = workdir / "smtp-accepted.jsonl"
         self.log_path.touch()
         self.proc: subprocess.Popen | None = None
@@ -55,7 +56,7 @@ class SmtpServer:
 
     def start(self):
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.smtp", "--port", str(self.port), "--log",
-                                      str(self.log_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                                      str(self.log_path), "--delay-ms", str(self.delay_ms)], cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         line = self.proc.stdout.readline().decode().strip()
         if line != "ready":

@@ -34,3 +34,33 @@ def test_attachments_are_counted_by_their_part_headers_in_any_case():
            b"--b\r\nCONTENT-DISPOSITION: Attachment; filename=a.pdf\r\n\r\nQUJD\r\n"
            b"--b\r\ncontent-disposition:attachment; filename=b.pdf\r\n\r\nREVG\r\n--b--\r\n")
     assert numbers_in(raw) == (["HT-2026-00045"], "HT-2026-00045", 2)
+
+
+def test_a_delayed_server_accepts_each_message_only_after_its_delay(tmp_path):
+    """--smtp-delay stands in for a remote relay: the 250 to DATA comes that much later, for every session."""
+    import smtplib
+    import threading
+    import time
+
+    from bench.system import SmtpServer
+
+    server = SmtpServer(tmp_path, delay_ms=300).start()
+    try:
+        sent_at = {}
+
+        def send(number):
+            with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as smtp:
+                sent_at[number] = time.time()
+                smtp.sendmail("sales@example.com", ["buyer@example.com"], message(f"合同 {number}"))
+
+        senders = [threading.Thread(target=send, args=(n,)) for n in ("HT-2026-00101", "HT-2026-00102")]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(30)
+        accepted = {line["numbers"][0]: line["at"] for line in server.accepted()}
+    finally:
+        server.stop()
+    assert set(accepted) == set(sent_at) == {"HT-2026-00101", "HT-2026-00102"}
+    for number, at in accepted.items():
+        assert at - sent_at[number] >= 0.3
