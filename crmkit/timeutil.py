@@ -6,10 +6,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(dt: datetime) -> datetime:
+    """A stored time as an aware UTC datetime, whatever the database handed back (SQLite drops the zone)."""
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
 def iso(dt: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z, whatever the database handed back (SQLite drops the zone)."""
+    """ISO 8601 in UTC with a Z."""
     if dt is None:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return as_utc(dt).isoformat().replace("+00:00", "Z")

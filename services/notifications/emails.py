@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from sqlalchemy import bindparam, event, func, select, update
@@ -28,7 +28,8 @@ from crmkit.db import insert_ignore
 from crmkit.document_store import DocumentStore
 from crmkit.errors import Unavailable
 from crmkit.messaging.outbox import emit
-from crmkit.timeutil import utcnow
+from crmkit.metrics import EMAIL_SEND_SECONDS, EMAIL_WAIT_SECONDS
+from crmkit.timeutil import as_utc, utcnow
 from crmkit.web.auth import system_token
 from crmkit.web.client import ServiceClient
 from services.notifications import departments, mailer
@@ -259,6 +260,7 @@ class Claim:
     outgoing: mailer.Outgoing
     document_id: str | None
     document_sha256: str | None
+    due_at: datetime  # when it became sendable: the time until a sender starts it is the senders' backlog
 
 
 def sender_loop(settings, db, ctx, stop_event):
@@ -352,6 +354,7 @@ def _claim(session: Session, settings, limit: int) -> list[Claim]:
         "token": str(uuid.uuid4()),  # one per claim: it tells this sender's lease from a later one
     }).all()
     return [Claim(id=row.id, token=row.claim_token, document_id=row.document_id, document_sha256=row.document_sha256,
+                  due_at=as_utc(row.next_attempt_at),
                   outgoing=mailer.Outgoing(id=row.id, message_id=row.message_id, mail_from=settings.mail_from,
                                            to=list(row.to), cc=list(row.cc or []), reply_to=row.reply_to,
                                            subject=row.subject, body=row.body, attachment_name=row.attachment_name))
@@ -392,6 +395,15 @@ _MARK_SENT = (update(_EMAILS).where(_EMAILS.c.id == bindparam("email_id"), _EMAI
 
 
 def _deliver(settings, db, claim: Claim, connection: mailer.SmtpConnection | None = None) -> None:
+    started = time.monotonic()
+    EMAIL_WAIT_SECONDS.labels(SOURCE).observe(max(0.0, (utcnow() - claim.due_at).total_seconds()))
+    try:
+        _attempt(settings, db, claim, connection)
+    finally:
+        EMAIL_SEND_SECONDS.labels(SOURCE).observe(time.monotonic() - started)
+
+
+def _attempt(settings, db, claim: Claim, connection: mailer.SmtpConnection | None) -> None:
     try:
         if claim.document_id:
             claim.outgoing.attachment = fetch_pdf(settings, claim.document_id, claim.document_sha256)

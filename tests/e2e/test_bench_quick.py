@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.report import EMAIL_ROW
+
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"mode", "sagas", "errors", "sagas_per_s", "post_contracts_p50_ms", "post_contracts_p99_ms", "saga_p50_ms",
         "saga_p99_ms", "pdf_ms", "confirm_p50_ms", "confirm_p95_ms", "confirm_p99_ms", "post_contracts_p95_ms",
@@ -31,6 +33,9 @@ def test_quick_bench_completes_every_saga(tmp_path):
     assert result["mode"] == "embedded"
     assert result["errors"] == 0, result["error_details"]
     assert result["sagas"] >= 30
+    # The email senders' backlog is in the services table beside the queues: every saga's email went through it.
+    [email_row] = [s for s in result["services"] if s["event"] == EMAIL_ROW]
+    assert email_row["service"] == "notifications" and email_row["handled"] >= result["sagas"]
     assert (out / results[0].name.replace(".json", ".md")).exists()
     assert "| complete sagas |" in proc.stdout
 

@@ -113,6 +113,33 @@ def test_confirmed_contract_is_emailed_once_its_pdf_is_rendered(db, settings, sm
     assert len(the_emails(db)) == 1 and len(smtp_server.messages) == 1
 
 
+def test_the_senders_report_how_long_due_emails_waited_and_how_long_delivery_took(db, settings, smtp_server):
+    """What an operator reads to know whether notifications needs more senders or another worker."""
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels) -> float:
+        return REGISTRY.get_sample_value(name, {"service": "notifications", **labels}) or 0.0
+
+    names = ("crm_email_wait_seconds_count", "crm_email_wait_seconds_sum", "crm_email_send_seconds_count",
+             "crm_email_send_seconds_sum")
+    before = {name: sample(name) for name in names}
+    waited_30s_or_less = sample("crm_email_wait_seconds_bucket", le="30.0")
+    for n in range(2):
+        handle(db, settings, "contract.confirmed", confirmed(f"c-{n}"))
+        handle(db, settings, "document.rendered", rendered(f"c-{n}", f"doc-{n}"), source="documents")
+    with db.session() as session:  # both became due a minute ago and no sender was free since
+        session.execute(update(Email).values(next_attempt_at=utcnow() - timedelta(seconds=60)))
+    assert emails.send_due(settings, db) == 2
+    assert len(smtp_server.messages) == 2
+
+    assert sample("crm_email_wait_seconds_count") - before["crm_email_wait_seconds_count"] == 2
+    assert sample("crm_email_wait_seconds_sum") - before["crm_email_wait_seconds_sum"] >= 120
+    assert sample("crm_email_send_seconds_count") - before["crm_email_send_seconds_count"] == 2
+    assert sample("crm_email_send_seconds_sum") - before["crm_email_send_seconds_sum"] > 0
+    # Both fall past the 30 s bucket, where a backlog shows (the default buckets would stop at 10 s).
+    assert sample("crm_email_wait_seconds_bucket", le="30.0") == waited_30s_or_less
+
+
 def test_a_batch_of_emails_shares_one_smtp_connection_and_survives_the_server_closing_it(db, settings,
                                                                                          smtp_server):
     for n in range(4):
