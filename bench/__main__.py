@@ -192,8 +192,8 @@ def main(argv=None) -> int:
                   "offered_rate": args.offered_rate, "volume": args.volume, "scale": args.scale,
                   "web_workers": args.web_workers if mode == "rabbitmq" else None,
                   "threads": args.threads if mode == "embedded" else None, "quick": args.quick,
-                  "products": args.products, "smtp_delay_ms": args.smtp_delay, "lines_per_contract": 5, "departments": ["warehouse"],
-                  "cpus": os.cpu_count(), "git": git_commit()}
+                  "products": args.products, "smtp_delay_ms": args.smtp_delay, "lines_per_contract": 5,
+                  "departments": ["warehouse"], "cpus": os.cpu_count(), "git": git_commit()}
         busy = snaps["machine_after"][0] - snaps["machine"][0]
         elapsed = (snaps["machine_after"][1] - snaps["machine"][1]) / (os.cpu_count() or 1)
         machine = {"loadavg_1m_at_start": round(snaps["loadavg"], 1), "loadavg_1m_at_end": round(os.getloadavg()[0], 1),

@@ -56,8 +56,8 @@ class SmtpServer:
 
     def start(self):
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.smtp", "--port", str(self.port), "--log",
-                                      str(self.log_path), "--delay-ms", str(self.delay_ms)], cwd=ROOT, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                      str(self.log_path), "--delay-ms", str(self.delay_ms)], cwd=ROOT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         line = self.proc.stdout.readline().decode().strip()
         if line != "ready":
             raise RuntimeError(f"the SMTP server did not start: {line} {self.proc.stdout.read().decode()[:2000]}")
