@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -13,7 +13,7 @@ from crmkit.db import Base
 from crmkit.errors import Conflict, NotFound
 from crmkit.messaging import topology
 from crmkit.messaging.outbox import enqueue
-from crmkit.timeutil import utcnow
+from crmkit.timeutil import as_utc, utcnow
 
 
 class DeadLetter(Base):
@@ -51,7 +51,7 @@ def _when(value) -> datetime:
         when = datetime.fromisoformat(_text(value).replace("Z", "+00:00"))
     except ValueError:
         return utcnow()  # a message pushed to crm.dead by hand, without the header
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return as_utc(when)
 
 
 def record(body: bytes, headers: dict, properties: dict, session: Session) -> None:

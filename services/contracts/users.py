@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from crmkit.errors import TooMany, Unauthorized
-from crmkit.timeutil import utcnow
+from crmkit.timeutil import as_utc, utcnow
 from crmkit.web.auth import Caller
 from services.contracts.models import User
 
@@ -44,9 +44,7 @@ def check_login(db, username: str, password: str) -> Caller:
             check_password_hash(_DUMMY_HASH, password)
             raise Unauthorized("Wrong username or password.")
         now = utcnow()
-        locked = user.locked_until
-        if locked is not None and locked.tzinfo is None:
-            locked = locked.replace(tzinfo=now.tzinfo)
+        locked = None if user.locked_until is None else as_utc(user.locked_until)
         if locked is not None and locked > now:
             raise TooMany("Too many wrong passwords; try again in a minute.",
                           headers={"Retry-After": str(int((locked - now).total_seconds()) + 1)})

@@ -490,9 +490,7 @@ def _record_failure(db, claim: Claim, error: str, permanent: bool) -> None:
         email = session.execute(select(Email).where(Email.id == claim.id).with_for_update()).scalar_one()
         if email.status != SENDING or email.claim_token != claim.token:
             return  # the lease expired and the row moved on; this attempt's outcome no longer matters
-        first = email.first_attempt_at
-        if first.tzinfo is None:
-            first = first.replace(tzinfo=utcnow().tzinfo)
+        first = as_utc(email.first_attempt_at)
         delay = None if permanent else retry_delay(email.attempts, (utcnow() - first).total_seconds())
         if delay is None:
             fail(session, email, error)

@@ -6,7 +6,7 @@ accepts an address that the sender would later refuse to put in a header.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta, timezone
+from datetime import timedelta
 
 from flask import Blueprint, current_app
 from marshmallow import Schema, ValidationError, fields, pre_load, validates_schema
@@ -16,7 +16,7 @@ from crmkit.errors import Conflict, TooMany, field_error
 from crmkit.fields import Text
 from crmkit.mail_rules import default_subject, recipients_problems, subject_problem
 from crmkit.messaging.outbox import emit
-from crmkit.timeutil import iso, utcnow
+from crmkit.timeutil import as_utc, iso, utcnow
 from crmkit.web.auth import caller
 from crmkit.web.idempotency import idempotent
 from crmkit.web.requests import load
@@ -115,9 +115,7 @@ def _check_send_budget(session, contract) -> None:
     count = session.execute(select(func.count()).select_from(recent.subquery())).scalar_one()
     if count < SENDS_PER_HOUR:
         return
-    oldest = session.execute(recent.order_by(EmailRequest.created_at).limit(1)).scalar_one()
-    if oldest.tzinfo is None:  # SQLite hands back naive UTC
-        oldest = oldest.replace(tzinfo=timezone.utc)
+    oldest = as_utc(session.execute(recent.order_by(EmailRequest.created_at).limit(1)).scalar_one())
     wait = max(1, int((oldest + SEND_WINDOW - utcnow()).total_seconds()) + 1)
     raise TooMany(f"Contract {contract.number} was sent {count} times in the last hour; the limit is "
                   f"{SENDS_PER_HOUR}. Try again in {wait} s.", headers={"Retry-After": str(wait)})
