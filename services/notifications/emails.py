@@ -28,7 +28,7 @@ from crmkit.db import insert_ignore
 from crmkit.document_store import DocumentStore
 from crmkit.errors import Unavailable
 from crmkit.messaging.outbox import emit
-from crmkit.metrics import EMAIL_SEND_SECONDS, EMAIL_WAIT_SECONDS
+from crmkit.metrics import EMAIL_SEND_SECONDS, EMAIL_WAIT_SECONDS, EMAILS
 from crmkit.timeutil import as_utc, utcnow
 from crmkit.web.auth import system_token
 from crmkit.web.client import ServiceClient
@@ -191,6 +191,7 @@ def _give_up(email: Email, error: str) -> None:
 
 
 def _report_failure(session: Session, email: Email, error: str) -> None:
+    _count(session, "failed")
     correlation = email.contract_id or email.quote_id
     emit(session, SOURCE, "email.failed", {
         "email_id": email.id, "contract_id": email.contract_id, "quote_id": email.quote_id, "to": email.to,
@@ -248,6 +249,27 @@ def _wake_senders(session):
 @event.listens_for(Session, "after_rollback")
 def _forget_due(session):
     session.info.pop(_DUE, None)
+
+
+# --- counting outcomes (crm_emails_total) ------------------------------------------------------------------------
+
+_OUTCOMES = "crm_email_outcomes"
+
+
+def _count(session: Session, outcome: str) -> None:
+    """Count an outcome when the transaction that records it commits: a rolled-back one recorded nothing."""
+    session.info.setdefault(_OUTCOMES, []).append(outcome)
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session):
+    for outcome in session.info.pop(_OUTCOMES, ()):
+        EMAILS.labels(SOURCE, outcome).inc()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_outcomes(session):
+    session.info.pop(_OUTCOMES, None)
 
 
 # --- the sender ------------------------------------------------------------------------------------------------
@@ -478,6 +500,7 @@ def _record_sent(db, claim: Claim, refused: list[str]) -> None:
             "error": f"Refused by the server: {', '.join(refused)}" if refused else None}).first()
         if sent is None:
             return
+        _count(session, "sent")
         emit(session, SOURCE, "email.sent", {
             "email_id": claim.id, "contract_id": sent.contract_id, "quote_id": sent.quote_id, "to": sent.to,
             "cc": sent.cc, "message_id": sent.message_id, "document_id": sent.document_id,
@@ -500,3 +523,4 @@ def _record_failure(db, claim: Claim, error: str, permanent: bool) -> None:
         email.status, email.last_error = QUEUED, error[:2000]
         email.lease_until = email.claim_token = email.smtp_started_at = None
         email.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        _count(session, "retry")

@@ -73,6 +73,17 @@ def rendered(contract_id: str, document_id: str = "doc-1") -> dict:
             "filename": "销售合同-HT-2026-000001.pdf"}
 
 
+def counted() -> dict[str, float]:
+    """crm_emails_total of this process by outcome, as an operator's dashboard reads it."""
+    from prometheus_client import REGISTRY
+    return {outcome: REGISTRY.get_sample_value("crm_emails_total", {"service": "notifications", "outcome": outcome})
+            or 0.0 for outcome in ("sent", "retry", "failed")}
+
+
+def changed(before: dict, after: dict) -> dict:
+    return {k: after[k] - before[k] for k in after if after[k] != before[k]}
+
+
 def the_emails(db) -> list[Email]:
     with db.session() as session:
         return session.execute(select(Email).order_by(Email.created_at)).scalars().all()
@@ -124,6 +135,7 @@ def test_the_senders_report_how_long_due_emails_waited_and_how_long_delivery_too
              "crm_email_send_seconds_sum")
     before = {name: sample(name) for name in names}
     waited_30s_or_less = sample("crm_email_wait_seconds_bucket", le="30.0")
+    outcomes = counted()
     for n in range(2):
         handle(db, settings, "contract.confirmed", confirmed(f"c-{n}"))
         handle(db, settings, "document.rendered", rendered(f"c-{n}", f"doc-{n}"), source="documents")
@@ -131,6 +143,7 @@ def test_the_senders_report_how_long_due_emails_waited_and_how_long_delivery_too
         session.execute(update(Email).values(next_attempt_at=utcnow() - timedelta(seconds=60)))
     assert emails.send_due(settings, db) == 2
     assert len(smtp_server.messages) == 2
+    assert changed(outcomes, counted()) == {"sent": 2}
 
     assert sample("crm_email_wait_seconds_count") - before["crm_email_wait_seconds_count"] == 2
     assert sample("crm_email_wait_seconds_sum") - before["crm_email_wait_seconds_sum"] >= 120
@@ -138,6 +151,22 @@ def test_the_senders_report_how_long_due_emails_waited_and_how_long_delivery_too
     assert sample("crm_email_send_seconds_sum") - before["crm_email_send_seconds_sum"] > 0
     # Both fall past the 30 s bucket, where a backlog shows (the default buckets would stop at 10 s).
     assert sample("crm_email_wait_seconds_bucket", le="30.0") == waited_30s_or_less
+
+
+def test_an_outcome_counts_only_once_its_transaction_commits(db):
+    from sqlalchemy.orm import Session
+    before = counted()
+    with Session(db.engine) as session:
+        session.execute(update(Email).values(attempts=Email.attempts))  # the failure's own write
+        emails._count(session, "failed")
+        session.rollback()  # the write did not happen, so neither did the failure
+        session.execute(update(Email).values(attempts=Email.attempts))
+        session.commit()
+        assert changed(before, counted()) == {}
+        session.execute(update(Email).values(attempts=Email.attempts))
+        emails._count(session, "sent")
+        session.commit()
+    assert changed(before, counted()) == {"sent": 1}
 
 
 def test_a_batch_of_emails_shares_one_smtp_connection_and_survives_the_server_closing_it(db, settings,
@@ -251,7 +280,9 @@ def test_an_email_requested_before_the_pdf_waits_for_it(db, settings, smtp_serve
 def test_no_customer_address_fails_at_once_and_tells_the_salesperson(db, settings):
     data = confirmed("c-1", notify_departments=[])
     data["customer"]["email"] = None
+    before = counted()
     handle(db, settings, "contract.confirmed", data)
+    assert changed(before, counted()) == {"failed": 1}
     [email] = the_emails(db)
     assert email.status == "failed" and "no email address" in email.last_error
     [failed] = outbox(db, "email.failed")
@@ -262,6 +293,7 @@ def test_no_customer_address_fails_at_once_and_tells_the_salesperson(db, setting
 
 def test_refusals_are_retried_then_given_up(db, settings, smtp_server):
     smtp_server.refusing = True
+    before = counted()
     handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
     handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -273,6 +305,7 @@ def test_refusals_are_retried_then_given_up(db, settings, smtp_server):
     [email] = the_emails(db)
     assert email.status == "failed" and smtp_server.messages == []
     assert len(outbox(db, "email.failed")) == 1 and len(sales_messages(db)) == 1
+    assert changed(before, counted()) == {"retry": MAX_ATTEMPTS - 1, "failed": 1}
 
 
 def test_a_sender_that_died_mid_smtp_is_not_resent(db, settings, smtp_server):
