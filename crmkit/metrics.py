@@ -16,7 +16,8 @@ QUEUE_WAIT_SECONDS = Histogram("crm_queue_wait_seconds", "Time from occurred_at 
 _EMAIL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 EMAIL_WAIT_SECONDS = Histogram("crm_email_wait_seconds", "Time from an email being due to a sender starting it",
                                ["service"], buckets=_EMAIL_BUCKETS)
-# What became of each attempt: sent, retry (it will be tried again) or failed (given up; the salesperson is told).
-EMAILS = Counter("crm_emails_total", "Email attempts by outcome: sent, retry, failed", ["service", "outcome"])
 EMAIL_SEND_SECONDS = Histogram("crm_email_send_seconds", "Delivery of one email: PDF fetch and SMTP exchange",
                                ["service"], buckets=_EMAIL_BUCKETS)
+
+# What became of each attempt: sent, retry (it will be tried again) or failed (given up; the salesperson is told).
+EMAILS = Counter("crm_emails_total", "Email attempts by outcome: sent, retry, failed", ["service", "outcome"])
