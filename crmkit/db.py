@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from crmkit import timing
 
@@ -120,6 +120,34 @@ def row_values(obj) -> dict:
             setattr(obj, column.key, value)
         row[column.key] = values[column.key]
     return row
+
+
+# --- work for when a transaction commits ------------------------------------------------------------------------
+
+_AFTER_COMMIT = "crm_after_commit"
+
+
+def after_commit(session, action, once_per: str | None = None) -> None:
+    """Run `action()` once the session's transaction commits, and never if it rolls back: waking a relay or the
+    email senders, counting an outcome. With `once_per`, only the first action of that name per transaction."""
+    pending = session.info.setdefault(_AFTER_COMMIT, {})
+    pending.setdefault(once_per if once_per is not None else object(), action)
+
+
+def commit_will_run(session, once_per: str) -> bool:
+    """Whether an action named `once_per` already waits for this transaction's commit."""
+    return once_per in session.info.get(_AFTER_COMMIT, ())
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session):
+    for action in session.info.pop(_AFTER_COMMIT, {}).values():
+        action()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session):
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 def dialect_insert(dialect_name: str):

@@ -8,10 +8,11 @@ import time
 import weakref
 
 from kombu import Producer
-from sqlalchemy import bindparam, event, func, literal, select, update
+from sqlalchemy import bindparam, func, literal, select, update
 from sqlalchemy.exc import UnboundExecutionError
 from sqlalchemy.orm import Session
 
+from crmkit.db import after_commit, commit_will_run
 from crmkit.messaging import broker, topology
 from crmkit.messaging.envelope import Envelope, dumps
 from crmkit.metrics import EVENTS_PUBLISHED
@@ -46,8 +47,8 @@ def enqueue(session: Session, exchange: str, routing_key: str, body: str, row_id
     session.execute(_INSERT if channel is None else _insert_notifying(channel),
                     {"id": row_id, "exchange": exchange, "routing_key": routing_key, "body": body,
                      "created_at": utcnow(), "published": False, "attempts": 0})
-    if key is not None:
-        session.info[_ANNOUNCED] = key  # only now: a failed INSERT announced nothing
+    if key is not None:  # only now: a failed INSERT announced nothing
+        after_commit(session, functools.partial(_wake_relays, key), once_per=_ANNOUNCED)
 
 
 _INSERT = OutboxMessage.__table__.insert()
@@ -76,7 +77,7 @@ def _announcement(session: Session) -> tuple[tuple | None, str | None]:
     web processes). (None, None) once announced. A NOTIFY is transactional: delivered at commit, dropped on
     rollback, one per channel per transaction.
     """
-    if session.info.get(_ANNOUNCED):
+    if commit_will_run(session, _ANNOUNCED):
         return None, None
     try:
         bind = session.get_bind()
@@ -88,17 +89,9 @@ def _announcement(session: Session) -> tuple[tuple | None, str | None]:
     return key, None
 
 
-@event.listens_for(Session, "after_commit")
-def _wake_after_commit(session):
-    key = session.info.pop(_ANNOUNCED, None)
-    if key is not None:
-        for wake in list(_relay_wakers.get(key, ())):
-            wake.set()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session):
-    session.info.pop(_ANNOUNCED, None)
+def _wake_relays(key: tuple) -> None:
+    for wake in list(_relay_wakers.get(key, ())):
+        wake.set()
 
 
 class BatchConfirms:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from sqlalchemy import bindparam, event, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from crmkit.db import insert_ignore
+from crmkit.db import after_commit, insert_ignore
 from crmkit.document_store import DocumentStore
 from crmkit.errors import Unavailable
 from crmkit.messaging.outbox import emit
@@ -237,39 +237,13 @@ _DUE = "crm_email_due"
 
 
 def _announce_due(session: Session) -> None:
-    session.info[_DUE] = True
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_senders(session):
-    if session.info.pop(_DUE, False):
-        _due.announce()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_due(session):
-    session.info.pop(_DUE, None)
-
-
-# --- counting outcomes (crm_emails_total) ------------------------------------------------------------------------
-
-_OUTCOMES = "crm_email_outcomes"
+    after_commit(session, _due.announce, once_per=_DUE)
 
 
 def _count(session: Session, outcome: str) -> None:
-    """Count an outcome when the transaction that records it commits: a rolled-back one recorded nothing."""
-    session.info.setdefault(_OUTCOMES, []).append(outcome)
-
-
-@event.listens_for(Session, "after_commit")
-def _count_committed(session):
-    for outcome in session.info.pop(_OUTCOMES, ()):
-        EMAILS.labels(SOURCE, outcome).inc()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_outcomes(session):
-    session.info.pop(_OUTCOMES, None)
+    """Count an outcome (crm_emails_total) when the transaction that records it commits: a rolled-back one
+    recorded nothing."""
+    after_commit(session, EMAILS.labels(SOURCE, outcome).inc)
 
 
 # --- the sender ------------------------------------------------------------------------------------------------
