@@ -81,6 +81,23 @@ def handle(db, settings, type_: str, data: dict) -> None:
         HANDLERS[type_](envelope, session, make_context(settings, db))
 
 
+# --- the worker's start ---------------------------------------------------------------------------------------
+
+def test_the_worker_registers_its_font_when_it_starts_and_names_it(db, settings, caplog):
+    caplog.set_level("INFO", logger="services.documents.handlers")
+    make_context(settings, db)
+    assert f"rendering with the font {renderer.font_path()}" in caplog.text
+
+
+def test_a_missing_font_is_logged_at_start_and_the_worker_still_starts(db, settings, caplog, monkeypatch):
+    def no_font():
+        raise renderer.FontUnavailable("no usable CJK TrueType font (/nope.ttf: not found)")
+    monkeypatch.setattr(renderer, "warm_up", no_font)
+    ctx = make_context(settings, db)
+    assert ctx.store is not None
+    assert any(r.levelname == "ERROR" and "/nope.ttf: not found" in r.getMessage() for r in caplog.records)
+
+
 # --- the store -------------------------------------------------------------------------------------------------
 
 def test_bytes_are_stored_under_their_sha256(store, settings):
