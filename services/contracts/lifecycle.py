@@ -15,7 +15,7 @@ from crmkit.errors import Conflict, ValidationFailed
 from crmkit.fields import qty_str
 from crmkit.messaging.outbox import emit
 from crmkit.money import amount_in_words, money_str, price_line, totals
-from crmkit.numbering import next_number, next_ordinal
+from crmkit.numbering import next_number, next_value
 from crmkit.timeutil import iso, utcnow
 from services.contracts import rules
 from services.contracts.models import Contract, ContractLine, Customer, TimelineEntry
@@ -117,7 +117,7 @@ def confirm(session: Session, contract: Contract, customer: Customer, owner, set
     settings = settings if settings is not None else load_settings(session)
     now = utcnow()
     changes = {"status": "confirmed", "confirmed_at": now, "customer_snapshot": customer_snapshot(customer),
-               "confirmed_seq": next_ordinal(session, "confirmations"), "stock_status": "pending"}
+               "confirmed_seq": next_value(session, "confirmations"), "stock_status": "pending"}
     # One prebuilt UPDATE, and the object told these are the stored values: the unit of work's flush of the
     # same change cost about twice as much.
     session.execute(_CONFIRM, {"cid": contract.id, **changes})

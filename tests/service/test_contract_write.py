@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select
 
 from crmkit.db import Database
 from crmkit.models import KIT_TABLES
@@ -88,37 +88,3 @@ def test_a_failed_write_leaves_no_contract_and_no_lines(db):
     with db.session() as session:
         assert session.execute(select(func.count()).select_from(Contract)).scalar_one() == 0
         assert session.execute(select(func.count()).select_from(ContractLine)).scalar_one() == 0
-
-
-def test_a_confirm_does_not_wait_for_another_confirm_to_commit(pg_url):
-    """Confirms are ordered (first confirmed, first served when stock is short) but need no gap-free number, so
-    none holds a lock the next one needs until it commits: at month-end every confirm of the company queued
-    behind the one before. The second confirm here would wait for the first's commit and give up after 5 s."""
-    database = Database(pg_url, tables=KIT_TABLES + TABLES)
-    database.create_all()
-    try:
-        with database.session() as session:
-            session.add(User(id="u-1", username="sam", password_hash="x", role="sales", email="sam@example.cn"))
-            session.flush()
-            session.add(Customer(id="c-1", name="杭州明远机械有限公司", owner="u-1"))
-            customer = session.get(Customer, "c-1")
-            ids = [lifecycle.create(session, customer=customer, lines=_lines(), created_by="u-1",
-                                    settings=SETTINGS).id for _ in range(2)]
-
-        def confirm(session, contract_id):
-            session.execute(text("SET LOCAL lock_timeout = '5s'"))
-            contract = session.get(Contract, contract_id)
-            lifecycle.confirm(session, contract, session.get(Customer, contract.customer_id),
-                              session.get(User, "u-1"), settings=SETTINGS)
-
-        with database.session() as first:
-            confirm(first, ids[0])  # not committed until the second has committed
-            with database.session() as second:
-                confirm(second, ids[1])
-        with database.session() as session:
-            rows = [session.get(Contract, contract_id) for contract_id in ids]
-            assert [row.status for row in rows] == ["confirmed", "confirmed"]
-            assert rows[0].confirmed_seq < rows[1].confirmed_seq  # the order in which they were confirmed
-    finally:
-        database.dispose()
-
