@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import re
 import time
@@ -63,10 +64,37 @@ class Database:
 
     @contextlib.contextmanager
     def session(self):
-        """A session in one transaction: committed on success, rolled back on any error."""
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        Inside `one_transaction()` of this database, a savepoint of that transaction instead: a block that
+        fails rolls back alone, as its own transaction would have, and nothing commits before the whole.
+        """
+        joined = _ONE_TRANSACTION.get()
+        if joined is not None and joined[0] is self:
+            session = joined[1]
+            waiting = dict(session.info.get(_AFTER_COMMIT, {}))
+            try:
+                with session.begin_nested():
+                    yield session
+            except BaseException:
+                session.info[_AFTER_COMMIT] = waiting  # what the failed block asked for at commit goes with it
+                raise
+            return
         with self.sessions() as session:
             with session.begin():
                 yield session
+
+    @contextlib.contextmanager
+    def one_transaction(self):
+        """Every `session()` of this database in this thread joins the one transaction this block holds; it
+        commits when the block ends. For a request whose record of itself must commit with its work or not
+        at all (an Idempotency-Key and the response it replays)."""
+        with self.session() as session:
+            token = _ONE_TRANSACTION.set((self, session))
+            try:
+                yield session
+            finally:
+                _ONE_TRANSACTION.reset(token)
 
     @contextlib.contextmanager
     def autocommit(self):
@@ -76,7 +104,9 @@ class Database:
         is atomic by itself). Under READ COMMITTED a read transaction gives nothing more, since each of its
         statements sees its own snapshot anyway. On SQLite it is session().
         """
-        if self._autocommit_sessions is None:
+        joined = _ONE_TRANSACTION.get()
+        if self._autocommit_sessions is None or (joined is not None and joined[0] is self):
+            # Inside one_transaction(): its reads see its writes, and its writes commit with it.
             with self.session() as session:
                 yield session
             return
@@ -90,6 +120,11 @@ class Database:
 
     def dispose(self):
         self.engine.dispose()
+
+
+# (database, session) of the one_transaction() block this thread is in. A context variable, so each request
+# thread of a web process has its own.
+_ONE_TRANSACTION: contextvars.ContextVar = contextvars.ContextVar("crm_one_transaction", default=None)
 
 
 def insert_ignore(session, table, values: dict) -> bool:
@@ -139,15 +174,20 @@ def commit_will_run(session, once_per: str) -> bool:
     return once_per in session.info.get(_AFTER_COMMIT, ())
 
 
+# SQLAlchemy sends these for a savepoint too. Only the whole transaction's end counts: a savepoint released is
+# not yet committed, and one rolled back takes back only what its own block asked for (Database.session()).
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session):
+    if session.in_nested_transaction():
+        return
     for action in session.info.pop(_AFTER_COMMIT, {}).values():
         action()
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session):
-    session.info.pop(_AFTER_COMMIT, None)
+    if not session.in_nested_transaction():
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 def dialect_insert(dialect_name: str):
