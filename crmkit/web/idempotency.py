@@ -4,21 +4,33 @@ from __future__ import annotations
 import functools
 import hashlib
 
-import time
-
 from flask import current_app, request
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, update
 
+from crmkit.db import insert_ignore
 from crmkit.errors import Conflict, ValidationFailed
 from crmkit.models import IdempotencyKey
 from crmkit.web.auth import caller
 
-PENDING = 0
+PENDING = 0  # only ever seen committed in rows written before keys and work committed together
+_KEYS = IdempotencyKey.__table__
+
+
+class _Unrecorded(Exception):
+    """A response not to keep (5xx): the request's transaction rolls back, the work with it."""
+
+    def __init__(self, response):
+        self.response = response
 
 
 def idempotent(view):
-    """Wrap a POST view; the key row is claimed before the work so two racing requests run it once."""
+    """Wrap a POST view. The key, the view's work and the response to replay commit in one transaction, so a
+    process killed in the middle leaves nothing behind and the retry with the same key simply runs; once it
+    committed, the retry gets the first response.
+
+    The key row is written first: a second request with the same key waits at that row until the first
+    commits (and replays its response) or rolls back (and runs itself).
+    """
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
@@ -30,48 +42,40 @@ def idempotent(view):
         db = current_app.extensions["crm_db"]
         user_id = caller().id
         digest = hashlib.sha256(request.path.encode() + b"\0" + request.get_data(cache=True)).hexdigest()
+        ids = {"user_id": user_id, "key": key}
         try:
-            with db.session() as session:
-                session.add(IdempotencyKey(user_id=user_id, key=key, endpoint=request.path, request_hash=digest,
-                                           status=PENDING, body=""))
-        except IntegrityError:
-            return _replay(db, user_id, key, digest)
-        try:
-            response = current_app.make_response(view(*args, **kwargs))
-        except BaseException:
-            with db.session() as session:
-                session.execute(delete(IdempotencyKey).where(IdempotencyKey.user_id == user_id,
-                                                             IdempotencyKey.key == key))
-            raise
-        with db.session() as session:
-            row = session.get(IdempotencyKey, (user_id, key))
-            if response.status_code >= 500:
-                session.delete(row)
-            else:
-                row.status = response.status_code
-                row.body = response.get_data(as_text=True)
-        return response
+            with db.one_transaction() as session:
+                if insert_ignore(session, _KEYS, {**ids, "endpoint": request.path, "request_hash": digest,
+                                                  "status": PENDING, "body": ""}):
+                    response = current_app.make_response(view(*args, **kwargs))
+                    if response.status_code >= 500:
+                        raise _Unrecorded(response)
+                    session.execute(_RECORD, {"who": user_id, "the_key": key, "answered": response.status_code,
+                                              "answer": response.get_data(as_text=True)})
+                    return response
+        except _Unrecorded as unrecorded:
+            return unrecorded.response
+        return _replay(db, user_id, key, digest)
 
     return wrapper
 
 
+# Built once: the last statement of every keyed request.
+_RECORD = (update(_KEYS).where(_KEYS.c.user_id == bindparam("who"), _KEYS.c.key == bindparam("the_key"))
+           .values(status=bindparam("answered"), body=bindparam("answer")))
+
+
 def _replay(db, user_id: str, key: str, digest: str):
-    deadline = time.monotonic() + 10
-    while True:
-        with db.session() as session:
-            row = session.execute(select(IdempotencyKey).where(IdempotencyKey.user_id == user_id,
-                                                               IdempotencyKey.key == key)).scalar_one_or_none()
-            if row is None:
-                raise Conflict("The first request with this Idempotency-Key failed; send it again.")
-            if row.request_hash != digest:
-                raise ValidationFailed("This Idempotency-Key was used with a different request.",
-                                       {"Idempotency-Key": ["Already used with a different body."]})
-            if row.status != PENDING:
-                response = current_app.response_class(row.body, status=row.status, mimetype="application/json")
-                response.headers["Idempotent-Replayed"] = "true"
-                return response
-        if time.monotonic() > deadline:
+    with db.session() as session:
+        row = session.execute(select(IdempotencyKey).where(IdempotencyKey.user_id == user_id,
+                                                           IdempotencyKey.key == key)).scalar_one_or_none()
+        if row is None:  # removed since it stopped us: rare enough to ask for a retry
+            raise Conflict("The first request with this Idempotency-Key is gone; send it again.")
+        if row.request_hash != digest:
+            raise ValidationFailed("This Idempotency-Key was used with a different request.",
+                                   {"Idempotency-Key": ["Already used with a different body."]})
+        if row.status == PENDING:
             raise Conflict("A request with this Idempotency-Key is still being processed.")
-        time.sleep(0.05)
-
-
+        response = current_app.response_class(row.body, status=row.status, mimetype="application/json")
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
