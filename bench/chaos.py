@@ -1,7 +1,7 @@
 """`make chaos` / `python -m bench.chaos`: contracts confirmed under faults, then 0 lost and 0 doubled, or exit 1.
 
     python -m bench.chaos [--contracts 1000] [--clients 8] [--kill SERVICE,...] [--smtp-refuse 20]
-                          [--broker-down 5] [--restart-rabbitmq] [--json PATH] [--keep]
+                          [--broker-down 5] [--restart-rabbitmq] [--no-gateway-kill] [--json PATH] [--keep]
 
 Every service runs as its own processes (gunicorn web + worker) on RabbitMQ and PostgreSQL, on a fresh
 vhost and database made from AMQP_URL and DATABASE_URL (default: the local servers), with an SMTP server
@@ -14,6 +14,8 @@ warehouse ticked, stock for all) while the script, at spread-out moments of the 
   (every vhost on it goes down: only on a broker nobody else is using);
 - SIGKILLs each service's worker process once (consumer, outbox relay and timed loops die together) and
   starts it again right after;
+- SIGKILLs one of the gateway's gunicorn workers once, with requests in flight: the clients retry what got
+  no answer, creates with the same Idempotency-Key; gunicorn starts another worker;
 - makes the SMTP server answer 451 to every recipient for --smtp-refuse seconds.
 
 Then it waits until the system is quiescent (every outbox published, every service queue empty, no email
@@ -189,6 +191,18 @@ class ChaosCluster(ClusterSystem):
             time.sleep(pause)
             self._spawn(label)
 
+    def kill_web_worker(self, label: str) -> int:
+        """SIGKILL one gunicorn worker of a web role (its requests in flight die unanswered); returns its pid.
+        Its master starts another, as it would after an OOM kill."""
+        with self.lock:
+            master = self.procs[label].pid
+            children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+            if not children:
+                raise RuntimeError(f"{label}: no gunicorn worker to kill")
+            victim = int(children[0])
+            os.kill(victim, signal.SIGKILL)
+            return victim
+
     def revive(self) -> list[str]:
         """Start again what exited on its own, as compose's restart policy would; returns their labels."""
         with self.lock:
@@ -313,7 +327,7 @@ class Load:
 @dataclass
 class Fault:
     at: float  # fraction of the contracts confirmed when it fires
-    kind: str  # broker, smtp, kill
+    kind: str  # broker, smtp, kill (a service's worker), gateway (a gunicorn worker of the gateway)
     target: str = ""
     started: float | None = None  # seconds since the load started
     confirmed: int = 0  # contracts confirmed when it fired
@@ -321,9 +335,12 @@ class Fault:
     detail: str = ""
 
 
-def plan(kill: list[str], broker: bool = True, smtp: bool = True) -> list[Fault]:
-    """Broker restart after a third of the kills, SMTP refusal after two thirds, spread over 10–85 % of the load."""
+def plan(kill: list[str], broker: bool = True, smtp: bool = True, gateway: bool = True) -> list[Fault]:
+    """Broker restart after a third of the kills, SMTP refusal after two thirds, the gateway's worker in the
+    middle, spread over 10–85 % of the load."""
     order = [Fault(0, "kill", service) for service in kill]
+    if gateway:
+        order.insert(len(order) // 2, Fault(0, "gateway", "contracts"))
     if smtp:
         order.insert(2 * len(kill) // 3, Fault(0, "smtp"))
     if broker:
@@ -385,6 +402,9 @@ class Faults:
             label = f"{fault.target}-worker-1"
             self.cluster.kill_and_restart(label)
             fault.detail = f"SIGKILL {label} (consumer, relay, loops), restarted 1s later"
+        elif fault.kind == "gateway":
+            pid = self.cluster.kill_web_worker("contracts-web")
+            fault.detail = f"SIGKILL gunicorn worker {pid} of contracts-web (its requests in flight die unanswered)"
 
     def join(self, timeout: float) -> bool:
         self.thread.join(timeout)
@@ -392,7 +412,8 @@ class Faults:
 
 
 def describe(fault: Fault) -> str:
-    names = {"broker": "broker restart", "smtp": "SMTP server refusing", "kill": f"{fault.target} worker killed"}
+    names = {"broker": "broker restart", "smtp": "SMTP server refusing", "kill": f"{fault.target} worker killed",
+             "gateway": "gateway web worker killed"}
     return f"{names[fault.kind]}: {fault.detail}" if fault.detail else names[fault.kind]
 
 
@@ -653,6 +674,8 @@ def parse_args(argv=None):
     p.add_argument("--restart-rabbitmq", action="store_true",
                    help="restart the real broker with rabbitmqctl stop_app/start_app instead of cutting a proxy; "
                         "every vhost on it goes down, so only on a broker nobody else is using")
+    p.add_argument("--no-gateway-kill", dest="gateway_kill", action="store_false",
+                   help="do not SIGKILL a gunicorn worker of the gateway during the load")
     p.add_argument("--products", type=int, default=50)
     p.add_argument("--lines", type=int, default=5, help="lines per contract")
     p.add_argument("--departments", default="warehouse", help="departments ticked on every contract")
@@ -689,7 +712,8 @@ def run(args) -> dict:
         say(f"vhost {cluster.vhost}, database {cluster.pg_database}; seeding through the gateway")
         seed = seeding.make(cluster.base_url, products=args.products, customers=max(3, args.clients * 3),
                             departments=args.departments)
-        faults_plan = plan(args.kill, broker=args.broker_down > 0, smtp=args.smtp_refuse > 0)
+        faults_plan = plan(args.kill, broker=args.broker_down > 0, smtp=args.smtp_refuse > 0,
+                           gateway=args.gateway_kill)
         t0 = time.time()
         result["load_started_at"] = datetime.fromtimestamp(t0, timezone.utc).isoformat(timespec="seconds")
         load = Load(seed, args.contracts, args.clients, args.lines, args.departments).start()

@@ -1,5 +1,6 @@
 """The chaos run, small (`make chaos` is the full one): 100 contracts through a broker restart, a worker
-SIGKILLed mid-stream and the SMTP server refusing mail; afterwards 0 lost and 0 doubled.
+SIGKILLed mid-stream, a gateway web worker SIGKILLed with requests in flight and the SMTP server refusing
+mail; afterwards 0 lost and 0 doubled.
 
 The broker restart is a TCP proxy dropping every connection (the real RabbitMQ is shared with other runs).
 Timings are never asserted: the machine may be slow or busy; the limits below only stop a hang.
@@ -38,7 +39,7 @@ def test_a_hundred_contracts_through_faults_lose_nothing_and_double_nothing(tmp_
     result = json.loads(out.read_text())
     report = proc.stdout[-4000:] + proc.stderr[-3000:]
     assert [f["what"].split(":")[0] for f in result["faults"]] == [
-        "broker restart", "SMTP server refusing", "documents worker killed"], report
+        "broker restart", "SMTP server refusing", "gateway web worker killed", "documents worker killed"], report
     assert result["faults"][0]["confirmed"] < 100, report  # the broker went away under a running load
     assert result["lost"] == 0 and result["doubled"] == 0, report
     assert all(c["ok"] for c in result["checks"]), report
