@@ -43,7 +43,14 @@ def var(tmp_path) -> Path:
     return tmp_path / "var"
 
 
-def test_a_retry_after_the_server_was_killed_mid_request_does_the_work_once(db_url, var, tmp_path):
+@pytest.fixture
+def app(db_url, var):
+    client, auth, db = gateway(db_url, var)
+    yield client, auth, db
+    db.dispose()
+
+
+def test_a_retry_after_the_server_was_killed_mid_request_does_the_work_once(db_url, var, tmp_path, app):
     # The first try runs in a process that writes the customer and is then killed before it can answer, as a
     # gateway worker is by an OOM kill or a deploy that does not wait.
     marker = tmp_path / "in-the-middle"
@@ -61,55 +68,46 @@ def test_a_retry_after_the_server_was_killed_mid_request_does_the_work_once(db_u
         child.wait(30)
 
     # The client sends the same request again with the same key, as it should: it gets its customer, once.
-    client, auth, db = gateway(db_url, var)
-    try:
-        retried = client.post("/api/v1/customers", json=BODY, headers={**auth, "Idempotency-Key": "cust-1"})
-        assert retried.status_code == 201, retried.get_json()
-        again = client.post("/api/v1/customers", json=BODY, headers={**auth, "Idempotency-Key": "cust-1"})
-        assert (again.status_code, again.get_json()["id"]) == (201, retried.get_json()["id"])
-        assert again.headers.get("Idempotent-Replayed") == "true"
-        assert customers_named(db, BODY["name"]) == 1
-    finally:
-        db.dispose()
+    client, auth, db = app
+    retried = client.post("/api/v1/customers", json=BODY, headers={**auth, "Idempotency-Key": "cust-1"})
+    assert retried.status_code == 201, retried.get_json()
+    again = client.post("/api/v1/customers", json=BODY, headers={**auth, "Idempotency-Key": "cust-1"})
+    assert (again.status_code, again.get_json()["id"]) == (201, retried.get_json()["id"])
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert customers_named(db, BODY["name"]) == 1
 
 
-def test_the_same_key_at_once_does_the_work_once(db_url, var):
-    client, auth, db = gateway(db_url, var)
-    try:
-        replies = []
+def test_the_same_key_at_once_does_the_work_once(app):
+    client, auth, db = app
+    replies = []
 
-        def post():
-            replies.append(client.post("/api/v1/customers", json=BODY, headers={**auth, "Idempotency-Key": "k"}))
+    def post():
+        replies.append(client.post("/api/v1/customers", json=BODY, headers={**auth, "Idempotency-Key": "k"}))
 
-        threads = [threading.Thread(target=post) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert sorted(r.status_code for r in replies) == [201] * 6, [r.get_json() for r in replies]
-        assert len({r.get_json()["id"] for r in replies}) == 1
-        assert customers_named(db, BODY["name"]) == 1
-    finally:
-        db.dispose()
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(r.status_code for r in replies) == [201] * 6, [r.get_json() for r in replies]
+    assert len({r.get_json()["id"] for r in replies}) == 1
+    assert customers_named(db, BODY["name"]) == 1
 
 
-def test_a_failed_request_leaves_nothing_and_its_key_can_be_used_again(db_url, var):
-    client, auth, db = gateway(db_url, var)
-    try:
-        refused = client.post("/api/v1/customers", json={**BODY, "owner": "nobody"},
-                              headers={**auth, "Idempotency-Key": "k-2"})
-        assert refused.status_code == 422 and "owner" in refused.get_json()["error"]["fields"]
-        # The key names that body; the corrected request is another body, so it takes another key.
-        other = client.post("/api/v1/customers", json={**BODY, "owner": "nobody", "phone": "1"},
-                            headers={**auth, "Idempotency-Key": "k-2"})
-        assert other.status_code == 422 and "owner" in other.get_json()["error"]["fields"]
-        created = client.post("/api/v1/customers", json=BODY, headers={**auth, "Idempotency-Key": "k-3"})
-        assert created.status_code == 201
-        reused = client.post("/api/v1/customers", json={**BODY, "phone": "2"}, headers={**auth, "Idempotency-Key": "k-3"})
-        assert reused.status_code == 422 and "Idempotency-Key" in reused.get_json()["error"]["fields"]
-        assert customers_named(db, BODY["name"]) == 1
-    finally:
-        db.dispose()
+def test_a_failed_request_leaves_nothing_and_its_key_can_be_used_again(app):
+    client, auth, db = app
+    refused = client.post("/api/v1/customers", json={**BODY, "owner": "nobody"},
+                          headers={**auth, "Idempotency-Key": "k-2"})
+    assert refused.status_code == 422 and "owner" in refused.get_json()["error"]["fields"]
+    # Nothing was kept for the key: the same key with another body runs, instead of being refused as a reuse.
+    other = client.post("/api/v1/customers", json={**BODY, "owner": "nobody", "phone": "1"},
+                        headers={**auth, "Idempotency-Key": "k-2"})
+    assert other.status_code == 422 and "owner" in other.get_json()["error"]["fields"]
+    created = client.post("/api/v1/customers", json=BODY, headers={**auth, "Idempotency-Key": "k-3"})
+    assert created.status_code == 201
+    reused = client.post("/api/v1/customers", json={**BODY, "phone": "2"}, headers={**auth, "Idempotency-Key": "k-3"})
+    assert reused.status_code == 422 and "Idempotency-Key" in reused.get_json()["error"]["fields"]
+    assert customers_named(db, BODY["name"]) == 1
 
 
 def _first_try(db_url: str, var: str, marker: str) -> None:
