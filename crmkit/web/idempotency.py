@@ -42,11 +42,10 @@ def idempotent(view):
         db = current_app.extensions["crm_db"]
         user_id = caller().id
         digest = hashlib.sha256(request.path.encode() + b"\0" + request.get_data(cache=True)).hexdigest()
-        ids = {"user_id": user_id, "key": key}
         try:
             with db.one_transaction() as session:
-                if insert_ignore(session, _KEYS, {**ids, "endpoint": request.path, "request_hash": digest,
-                                                  "status": PENDING, "body": ""}):
+                if insert_ignore(session, _KEYS, {"user_id": user_id, "key": key, "endpoint": request.path,
+                                                  "request_hash": digest, "status": PENDING, "body": ""}):
                     response = current_app.make_response(view(*args, **kwargs))
                     if response.status_code >= 500:
                         raise _Unrecorded(response)
