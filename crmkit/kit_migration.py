@@ -1,6 +1,7 @@
-"""The kit's own tables (outbox, inbox, idempotency keys, sequences) as every service's first revision made them.
+"""The kit's own tables (outbox, inbox, idempotency keys, sequences) as every service's revisions change them.
 
-Frozen at that revision: a later change to crmkit/models.py gets its own revision in each service.
+Each helper is frozen at the revision that calls it: a later change to crmkit/models.py gets a helper of its
+own here and a revision in each service that calls it.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -43,6 +44,19 @@ def create_kit_tables() -> None:
     sa.Column('value', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+
+
+def add_retention_indexes() -> None:
+    """Revision 0002 of most services (0003 of contracts): what housekeeping finds expired rows by."""
+    op.create_index('ix_outbox_created_at', 'outbox', ['created_at'])
+    op.create_index('ix_inbox_handled_at', 'inbox', ['handled_at'])
+    op.create_index('ix_idempotency_keys_created_at', 'idempotency_keys', ['created_at'])
+
+
+def drop_retention_indexes() -> None:
+    op.drop_index('ix_idempotency_keys_created_at', 'idempotency_keys')
+    op.drop_index('ix_inbox_handled_at', 'inbox')
+    op.drop_index('ix_outbox_created_at', 'outbox')
 
 
 def drop_kit_tables() -> None:

@@ -22,7 +22,8 @@ class OutboxMessage(Base):
     published: Mapped[bool] = mapped_column(Boolean, default=False)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    __table_args__ = (Index("ix_outbox_unpublished", "published", "seq"),)
+    # created_at: housekeeping removes published rows past the retention period (crmkit/housekeeping.py).
+    __table_args__ = (Index("ix_outbox_unpublished", "published", "seq"), Index("ix_outbox_created_at", "created_at"))
 
 
 class InboxMessage(Base):
@@ -32,6 +33,7 @@ class InboxMessage(Base):
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (Index("ix_inbox_handled_at", "handled_at"),)
 
 
 class IdempotencyKey(Base):
@@ -44,6 +46,7 @@ class IdempotencyKey(Base):
     status: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
 
 
 class Sequence(Base):

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from crmkit import migrations
 from crmkit.db import Database
+from crmkit.housekeeping import housekeeping_loop
 from crmkit.messaging.consumer import Worker
 from crmkit.messaging.outbox import Relay
 from crmkit.models import KIT_TABLES
@@ -80,6 +81,8 @@ class WorkerProcess:
             self._thread(self.relay.run, "relay")
         for loop in self.spec.loops if self.run_loops else []:
             self._thread(lambda loop=loop: loop(self.settings, self.db, self.ctx, self.stop_event), loop.__name__)
+        if self.run_loops:
+            self._thread(lambda: housekeeping_loop(self.settings, self.db, self.stop_event), "housekeeping")
         if self.worker:
             self._thread(self.worker.run_forever, "consumer")
         return self

@@ -17,6 +17,7 @@ KNOWN_VARIABLES = {
     "MAIL_FROM", "CRM_SECRET_KEY", "CRM_ADMIN_USER", "CRM_ADMIN_PASSWORD", "DOCUMENTS_DIR", "PORT",
     "CRM_VAR_DIR", "CRM_LOG_LEVEL", "CRM_SCHEDULER_INTERVAL", "CRM_RELAY_INTERVAL",
     "CRM_WORKER_THREADS", "CRM_EMAIL_SENDERS", "CRM_WORKER_NICE", "CRM_TOKEN_TTL", "CRM_CREATE_TABLES",
+    "CRM_RETENTION_DAYS",
 } | {f"{s.upper()}_DATABASE_URL" for s in SERVICES} | {f"{s.upper()}_URL" for s in SERVICES}
 
 
@@ -31,6 +32,10 @@ DEFAULT_EMAIL_SENDERS = 2  # parallel email senders of the notifications worker 
 # still gets the CPU nobody asks for. At 10 sagas/s on two cores with 10,000 contracts, POST /contracts p99
 # 30.4-40.2 -> 22.4-23.7 ms and saga p99 117-167 -> 108-110 ms (docs/performance.md, fifth round).
 DEFAULT_WORKER_NICE = 5
+# How long the kit's tables keep a published event, a handled message's id and a replayable answer
+# (CRM_RETENTION_DAYS; 0 keeps them for good). It bounds how late a redelivered message is still recognised
+# and how late a retry with an Idempotency-Key still gets the first answer (crmkit/housekeeping.py).
+DEFAULT_RETENTION_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class Settings:
     worker_nice: int = DEFAULT_WORKER_NICE
     scheduler_interval: float = 60.0
     token_ttl: int = 8 * 3600
+    retention_days: float = DEFAULT_RETENTION_DAYS
 
     @property
     def embedded(self) -> bool:
@@ -115,6 +121,7 @@ class Settings:
             worker_nice=int(env.get("CRM_WORKER_NICE") or DEFAULT_WORKER_NICE),
             scheduler_interval=float(env.get("CRM_SCHEDULER_INTERVAL") or 60),
             token_ttl=int(env.get("CRM_TOKEN_TTL") or 8 * 3600),
+            retention_days=float(env.get("CRM_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
         )
 
 

@@ -105,7 +105,7 @@ def test_a_database_at_the_previous_revision_upgrades_to_head_with_its_data_inta
 
     db = open_database(contracts, settings)  # what every web and worker process does on start
     try:
-        assert migrations.current(contracts, settings) == migrations.head(contracts) == "0002"
+        assert migrations.current(contracts, settings) == migrations.head(contracts) == "0003"
         assert LATER_TABLES <= tables_of(settings)
         from crmkit.models import OutboxMessage, Sequence
         from services.contracts import deliveries, receivables
@@ -213,7 +213,7 @@ def test_processes_starting_together_migrate_once(env, contracts):
     try:
         with db.engine.connect() as conn:
             versions = conn.execute(text(f"SELECT version_num FROM {prefix(settings)}alembic_version_contracts"))
-            assert versions.scalars().all() == ["0002"]
+            assert versions.scalars().all() == [migrations.head(contracts)]
     finally:
         db.dispose()
 
@@ -233,4 +233,4 @@ def test_the_developer_commands(tmp_path, monkeypatch, capsys):
     assert migrations.main(["contracts", "revision", "-m", "nothing changed", "--autogenerate"]) == 0
     assert sorted(p.name for p in versions.glob("*.py")) == before  # the models match head: no empty revision
     out = capsys.readouterr().out
-    assert "contracts: at 0002 (head 0002)" in out and "no revision written" in out
+    assert "contracts: at 0003 (head 0003)" in out and "no revision written" in out
