@@ -38,6 +38,17 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
+def kit_db(db_url):
+    """A database holding only the kit's tables (outbox, inbox, idempotency keys, sequences), on each kind."""
+    from crmkit.db import Database
+    from crmkit.models import KIT_TABLES
+    database = Database(db_url, tables=KIT_TABLES)
+    database.create_all()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
 def amqp_url():
     """A fresh RabbitMQ vhost for one test, so queues start empty and tests cannot see each other."""
     url, vhost = make_vhost()

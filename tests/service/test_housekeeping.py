@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from crmkit import housekeeping
-from crmkit.db import Database
-from crmkit.models import KIT_TABLES, IdempotencyKey, InboxMessage, OutboxMessage
+from crmkit.models import IdempotencyKey, InboxMessage, OutboxMessage
 from crmkit.settings import Settings
 from crmkit.timeutil import utcnow
 
@@ -18,11 +17,8 @@ OLD, RECENT = NOW - timedelta(days=31), NOW - timedelta(days=29)
 
 
 @pytest.fixture
-def db(db_url):
-    database = Database(db_url, tables=KIT_TABLES)
-    database.create_all()
-    yield database
-    database.dispose()
+def db(kit_db):
+    return kit_db
 
 
 def fill(db, old: int = 3) -> None:

@@ -10,11 +10,8 @@ from crmkit.models import KIT_TABLES, Sequence
 
 
 @pytest.fixture
-def db(db_url):
-    database = Database(db_url, tables=KIT_TABLES)
-    database.create_all()
-    yield database
-    database.dispose()
+def db(kit_db):
+    return kit_db
 
 
 def counters(db) -> dict:
