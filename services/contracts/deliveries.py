@@ -115,6 +115,7 @@ def ship(session: Session, contract: Contract, note: DeliveryNote) -> None:
         "contract_number": contract.number, "contract_status": contract.status, "customer_id": contract.customer_id,
         "customer_name": (contract.customer_snapshot or {}).get("name"), "owner_id": contract.owner_id,
         "owner": _owner(owner), "shipped_at": iso(now), "ship_date": note.ship_date.isoformat(),
+        "delivery_date": _delivery_date(contract),
         "lines": [{"line_no": l.line_no, "product_code": l.product_code, "name": l.name, "unit": l.unit,
                    "quantity": qty_str(l.quantity)} for l in note.lines],
     }, correlation_id=contract.id)
@@ -133,13 +134,18 @@ def note_payload(session: Session, note: DeliveryNote, contract: Contract, setti
         "contract_number": contract.number, "customer_id": contract.customer_id, "customer": customer,
         "customer_name": customer.get("name"), "address": note.address,
         "ship_date": note.ship_date.isoformat() if note.ship_date else None,
-        "delivery_date": contract.delivery_date.isoformat() if contract.delivery_date else None,
+        "delivery_date": _delivery_date(contract),
         "lines": [{"line_no": l.line_no, "product_code": l.product_code, "name": l.name, "unit": l.unit,
                    "quantity": qty_str(l.quantity)} for l in note.lines],
         "language": customer.get("language") or "zh-CN", "company": settings["company"],
         "company_language": settings["company"]["language"], "currency": contract.currency,
         "owner_id": contract.owner_id, "owner": _owner(owner), "created_at": iso(note.created_at),
     }
+
+
+def _delivery_date(contract: Contract) -> str | None:
+    """The contract's agreed delivery date: the warehouse's messages show it beside the note's ship date."""
+    return contract.delivery_date.isoformat() if contract.delivery_date else None
 
 
 def _owner(user: User | None) -> dict | None:

@@ -135,6 +135,7 @@ def _contract_part(session: Session, contract: Contract, settings: dict) -> dict
     owner = session.get(User, contract.owner_id)
     return {"contract_id": contract.id, "contract_number": contract.number, "number": contract.number,
             "customer_id": contract.customer_id, "customer": customer, "customer_name": customer.get("name"),
+            "delivery_date": contract.delivery_date.isoformat() if contract.delivery_date else None,
             "currency": contract.currency, "language": customer.get("language") or "zh-CN",
             "company": settings["company"], "company_language": settings["company"]["language"],
             "owner_id": contract.owner_id,

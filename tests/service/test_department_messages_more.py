@@ -1,0 +1,157 @@
+"""Department messages made from the events the other services really emit, on SQLite and PostgreSQL.
+
+Contracts and inventory run their operations on their own databases; the events they leave in their outboxes
+are handed to the consuming service's handlers as its worker would, and what notifications puts on
+crm.departments is read back from its outbox.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal as D
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from crmkit.db import Database
+from crmkit.messaging.envelope import Envelope
+from crmkit.models import KIT_TABLES, OutboxMessage
+from services.contracts import deliveries, lifecycle, receivables, scheduler
+from services.contracts.fulfilment_models import TABLES as FULFILMENT_TABLES
+from services.contracts.fulfilment_models import Receivable
+from services.contracts.models import TABLES as CONTRACT_TABLES
+from services.contracts.models import Contract, Customer, User
+from services.contracts.settings_store import merged_settings
+from services.notifications.handlers import HANDLERS as NOTIFICATION_HANDLERS
+from services.notifications.models import TABLES as NOTIFICATION_TABLES
+from support.handlers import run_handler
+
+SETTINGS = merged_settings({"company": {"name": "恒达五金", "language": "zh-CN"}})
+PRODUCTS = {"BOLT-M8": {"code": "BOLT-M8", "name": "六角螺栓 M8", "unit": "件", "unit_price": "12.50",
+                        "tax_rate": "0.13"}}
+DELIVERY_DATE = date(2026, 12, 20)
+
+
+def service_db(db_url: str, tmp_path, name: str, tables: list) -> Database:
+    """One service's database: its own SQLite file, or its own schema of the test's PostgreSQL database."""
+    if db_url.startswith("sqlite"):
+        database = Database(f"sqlite:///{tmp_path / f'{name}.sqlite'}", tables=KIT_TABLES + tables)
+    else:
+        database = Database(db_url, schema=name, tables=KIT_TABLES + tables)
+    database.create_all()
+    return database
+
+
+@pytest.fixture
+def contracts_db(db_url, tmp_path):
+    database = service_db(db_url, tmp_path, "contracts", CONTRACT_TABLES + FULFILMENT_TABLES)
+    with database.session() as session:
+        session.add(User(id="u-1", username="alice", password_hash="x", role="sales", email="alice@example.cn"))
+        session.flush()
+        session.add(Customer(id="c-1", name="杭州明远机械有限公司", email="buyer@example.cn", owner="u-1"))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def notifications_db(db_url, tmp_path):
+    database = service_db(db_url, tmp_path, "notifications", NOTIFICATION_TABLES)
+    yield database
+    database.dispose()
+
+
+# --- captured messages -----------------------------------------------------------------------------------------
+
+def events(db: Database, type_: str) -> list[Envelope]:
+    """The events of one type a service has emitted, in order, as its relay would publish them."""
+    with db.session() as session:
+        bodies = session.execute(select(OutboxMessage.body).where(OutboxMessage.exchange == "crm.events",
+                                                                  OutboxMessage.routing_key == type_)
+                                 .order_by(OutboxMessage.seq)).scalars().all()
+    return [Envelope.from_dict(json.loads(body)) for body in bodies]
+
+
+def department_messages(db: Database, department: str | None = None) -> list[dict]:
+    """What notifications put on crm.departments (routing key = department), in order."""
+    query = select(OutboxMessage).where(OutboxMessage.exchange == "crm.departments").order_by(OutboxMessage.seq)
+    with db.session() as session:
+        rows = session.execute(query).scalars().all()
+    return [json.loads(row.body) for row in rows if department in (None, row.routing_key)]
+
+
+def notify(db: Database, envelope: Envelope) -> bool:
+    return run_handler(db, NOTIFICATION_HANDLERS, envelope, SimpleNamespace(settings=None))
+
+
+# --- contracts' side -------------------------------------------------------------------------------------------
+
+def confirmed_contract(db: Database, notify_departments=("warehouse", "finance"), delivery_date=DELIVERY_DATE):
+    with db.session() as session:
+        customer = session.get(Customer, "c-1")
+        lines = lifecycle.build_lines([{"product_code": "BOLT-M8", "quantity": D("4")}], PRODUCTS)
+        contract = lifecycle.create(session, customer=customer, lines=lines, created_by="u-1",
+                                    delivery_date=delivery_date, notify_departments=list(notify_departments),
+                                    settings=SETTINGS)
+        lifecycle.confirm(session, contract, customer, session.get(User, "u-1"), settings=SETTINGS)
+        return contract.id
+
+
+def ship_everything(db: Database, contract_id: str) -> None:
+    with db.session() as session:
+        contract = session.get(Contract, contract_id)
+        note = deliveries.create(session, contract, lines=None, ship_date=None, address=None, created_by="u-1")
+        deliveries.ship(session, contract, note)
+
+
+def plan(db: Database, contract_id: str, due_date: date = date(2026, 1, 10)) -> None:
+    with db.session() as session:
+        contract = session.get(Contract, contract_id)
+        receivables.plan(session, contract, [{"label": "定金", "percent": D("30"), "due_date": due_date},
+                                             {"label": "尾款", "percent": D("70"), "due_date": date(2031, 1, 10)}])
+
+
+def pay_first(db: Database, contract_id: str) -> None:
+    with db.session() as session:
+        contract = session.get(Contract, contract_id)
+        first = session.execute(select(Receivable).where(Receivable.contract_id == contract_id,
+                                                         Receivable.seq == 1)).scalar_one()
+        receivables.pay(session, contract, first, amount=first.amount, paid_on=None, reference="TT-1",
+                        created_by="u-1")
+
+
+# --- 1. the contract's delivery date on every department message -----------------------------------------------
+
+@pytest.mark.parametrize("event_type", ["delivery.shipped", "receivables.planned", "receivable.overdue",
+                                        "receivable.paid"])
+def test_each_department_message_of_a_contract_carries_its_delivery_date(contracts_db, notifications_db,
+                                                                         event_type):
+    contract_id = confirmed_contract(contracts_db)
+    if event_type == "delivery.shipped":
+        ship_everything(contracts_db, contract_id)
+    else:
+        plan(contracts_db, contract_id)
+    if event_type == "receivable.overdue":
+        scheduler.run_due(contracts_db, None, date(2026, 2, 1))
+    if event_type == "receivable.paid":
+        pay_first(contracts_db, contract_id)
+    [event] = events(contracts_db, event_type)
+    assert event.data["delivery_date"] == "2026-12-20"
+
+    assert notify(notifications_db, event)
+    posted = department_messages(notifications_db)
+    assert posted, event_type
+    for message in posted:
+        assert message["contract"] == {"id": contract_id, "number": event.data["contract_number"],
+                                       "customer_name": "杭州明远机械有限公司", "delivery_date": "2026-12-20"}
+        assert message["type"] == event_type
+
+
+def test_a_contract_without_a_delivery_date_still_says_so(contracts_db, notifications_db):
+    contract_id = confirmed_contract(contracts_db, delivery_date=None)
+    ship_everything(contracts_db, contract_id)
+    [event] = events(contracts_db, "delivery.shipped")
+    assert "delivery_date" in event.data and event.data["delivery_date"] is None
+    assert notify(notifications_db, event)
+    [message] = department_messages(notifications_db, "warehouse")
+    assert message["contract"]["delivery_date"] is None
