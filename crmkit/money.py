@@ -129,6 +129,19 @@ def totals(lines: Iterable[tuple[Decimal, Decimal]]) -> tuple[Decimal, Decimal, 
         return subtotal, tax_total, money(subtotal + tax_total)
 
 
+# Amounts are stored as Numeric(18, 2) and spelled in words below 10**16: a whole document stays well inside.
+MAX_TOTAL = Decimal(10) ** 15
+
+
+def size_errors(priced: list[tuple[Decimal, Decimal]]) -> dict[str, list[str]]:
+    """The fields of (amount, tax) lines, or of their sum, past MAX_TOTAL; empty when everything fits."""
+    errors = {f"lines.{i}.quantity": ["The line amount is too large."]
+              for i, (amount, tax) in enumerate(priced) if amount + tax >= MAX_TOTAL}
+    if not errors and totals(priced)[2] >= MAX_TOTAL:
+        errors["lines"] = ["The total is too large."]
+    return errors
+
+
 # --------------------------------------------------------------------------------------------
 # Installment plans
 # --------------------------------------------------------------------------------------------

@@ -1,16 +1,18 @@
 """The Flask skeleton every service starts from: errors, auth, size limit, health and metrics."""
 from __future__ import annotations
 
+import io
 import time
 
 from flask import Flask, g, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 
 from crmkit import timing
 from crmkit.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from crmkit.web.auth import authenticate
 from crmkit.web.errors import register_error_handlers
 from crmkit.web.health import health
+from crmkit.web.requests import NOT_TEXT
 
 MAX_BODY = 1024 * 1024  # 1 MiB: a contract of 500 lines is ~100 KiB
 DRAIN_LIMIT = 16 * MAX_BODY
@@ -35,6 +37,11 @@ def make_app(name: str, settings, db) -> Flask:
         if request.content_length and request.content_length > MAX_BODY:
             _discard_body(request.content_length)
             raise RequestEntityTooLarge()
+        if request.content_length is None and "chunked" in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            _read_chunked_body()
+        if request.view_args and any(NOT_TEXT.search(value) for value in request.view_args.values()
+                                     if isinstance(value, str)):
+            raise NotFound()  # no id holds a NUL or a control character; PostgreSQL would refuse the lookup
         if request.path.startswith("/api/") and request.path not in PUBLIC_PATHS:
             authenticate()
 
@@ -58,6 +65,16 @@ def make_app(name: str, settings, db) -> Flask:
             timing.stop(token)
 
     return app
+
+
+def _read_chunked_body() -> None:
+    """Read a body sent without Content-Length (chunked) now, so that one past the limit answers 413: read
+    later, Werkzeug would cut it silently at the limit and the JSON parser would call it malformed."""
+    data = request.environ["wsgi.input"].read(MAX_BODY + 1)
+    if len(data) > MAX_BODY:
+        raise RequestEntityTooLarge()
+    request.environ["wsgi.input"] = io.BytesIO(data)
+    request.environ["CONTENT_LENGTH"] = str(len(data))
 
 
 def _discard_body(length: int) -> None:

@@ -14,7 +14,7 @@ from crmkit.db import dialect_insert, insert_ignore, row_values
 from crmkit.errors import Conflict, ValidationFailed
 from crmkit.fields import qty_str
 from crmkit.messaging.outbox import emit
-from crmkit.money import amount_in_words, money_str, price_line, totals
+from crmkit.money import amount_in_words, money_str, price_line, size_errors, totals
 from crmkit.numbering import next_number, next_value
 from crmkit.timeutil import iso, utcnow
 from services.contracts import rules
@@ -45,6 +45,9 @@ def build_lines(lines_in: list[dict], products: dict[str, dict]) -> list[Contrac
                                   name=line.get("name") or product["name"], unit=line.get("unit") or product["unit"],
                                   quantity=line["quantity"], unit_price=unit_price, discount=discount,
                                   tax_rate=tax_rate, amount=amount, tax_amount=tax, reserved=ZERO, delivered=ZERO))
+    errors = size_errors([(line.amount, line.tax_amount) for line in built])
+    if errors:
+        raise ValidationFailed("Some lines are too large.", errors)
     return built
 
 

@@ -6,11 +6,9 @@ from decimal import Decimal
 
 from crmkit.errors import Conflict, ValidationFailed
 from crmkit.fields import qty_str
-from crmkit.money import price_line, totals
+from crmkit.money import price_line, size_errors, totals
 
 ZERO = Decimal(0)
-# Amounts are stored as Numeric(18, 2) and spelled in words below 10**16: keep a whole quote well inside.
-MAX_TOTAL = Decimal(10) ** 15
 DEFAULT_VALIDITY = timedelta(days=30)
 
 TRANSITIONS = {
@@ -93,10 +91,7 @@ def price_lines(lines_in: list[dict], products: dict[str, dict], currency: str) 
         priced.append({"line_no": i + 1, "product_code": product["code"], "name": product["name"],
                        "unit": product["unit"], "quantity": line["quantity"], "unit_price": unit_price,
                        "discount": discount, "tax_rate": tax_rate, "amount": amount, "tax_amount": tax})
-        if amount + tax >= MAX_TOTAL:
-            errors[f"lines.{i}.quantity"] = ["The line amount is too large."]
-    if not errors and quote_totals(priced)[2] >= MAX_TOTAL:
-        errors["lines"] = ["The quote total is too large."]
+    errors = size_errors([(line["amount"], line["tax_amount"]) for line in priced])
     if errors:
         raise ValidationFailed("Some lines are too large.", errors)
     return priced

@@ -112,6 +112,12 @@ def bad_contracts(customer_id):
         ({"customer_id": customer_id, "lines": ok, "send_to_customer": "maybe"}, "send_to_customer"),
         ({"customer_id": customer_id, "lines": ok, "payment_terms": "x" * 1001}, "payment_terms"),
         ({"customer_id": customer_id, "lines": ok, "confirm": "sure"}, "confirm"),
+        # each number within its limits, their product past what an amount can hold (and be spelled in words)
+        ({"customer_id": customer_id, "lines": [line("1000000000", unit_price="1000000000000")]},
+         "lines.0.quantity"),
+        ({"customer_id": customer_id, "lines": [line("600000000", unit_price="1000000")] * 2}, "lines"),
+        ({"customer_id": customer_id, "lines": ok, "payment_terms": "30 days\u0000"}, "payment_terms"),
+        ({"customer_id": customer_id, "lines": [line(product_code="BOLT\x1b[31m")]}, "lines.0.product_code"),
     ]
     return cases
 
@@ -195,6 +201,10 @@ def test_bad_pagination_queries_ids_and_routes(seeded):
                  field="customer_id")
     assert_error(api.patch(f"/api/v1/contracts/{contract['id']}", json={"lines": [line("-2")]}), 422,
                  field="lines.0.quantity")
+    assert_error(api.patch(f"/api/v1/contracts/{contract['id']}",
+                           json={"lines": [line("1000000000", unit_price="1000000000000")]}), 422,
+                 field="lines.0.quantity")
+    assert api.get("/api/v1/contracts").json["items"][0]["total"] == contract["total"]
     assert api.post(f"/api/v1/contracts/{contract['id']}/confirm").status_code == 200
     assert_error(api.post(f"/api/v1/contracts/{contract['id']}/confirm"), 409)
     assert_error(api.patch(f"/api/v1/contracts/{contract['id']}", json={"payment_terms": "later"}), 409)
@@ -202,6 +212,38 @@ def test_bad_pagination_queries_ids_and_routes(seeded):
     key = {"Idempotency-Key": "k-1"}
     assert api.post("/api/v1/customers", json={"name": "Idem"}, headers=key).status_code == 201
     assert_error(api.post("/api/v1/customers", json={"name": "Idem 2"}, headers=key), 422)
+
+
+# Raw bodies: a lone surrogate cannot even be encoded by a client library, but it can be sent as a \\u escape.
+NOT_TEXT = [
+    ("/api/v1/customers", b'{"name": "a\\u0000b"}', "name"),
+    ("/api/v1/customers", b'{"name": "A", "address": "\\udfff"}', "address"),
+    ("/api/v1/customers", b'{"name": "A", "contact_person": "\\u0007\\u001b[31m"}', "contact_person"),
+    ("/api/v1/customers", b'{"na\\u0000me": "A"}', "na\ufffdme"),
+    ("/api/v1/contracts", b'{"customer_id": "\\ud800", "lines": []}', "customer_id"),
+    ("/api/v1/contracts", b'{"lines": [{"product_code": "\\uD800", "quantity": "1"}]}', "lines.0.product_code"),
+    ("/api/v1/quotes", b'{"notes": "\\ud800"}', "notes"),
+    ("/api/v1/auth/token", b'{"username": "admin\\ud800", "password": "x"}', "username"),
+    ("/api/v1/users", "{\"username\": \"x\\u0000\"}".encode("utf-16"), "username"),
+]
+
+
+def test_text_no_field_can_hold_answers_422_naming_the_field(seeded):
+    api, customer = seeded
+    for path, body, field in NOT_TEXT:
+        assert_error(raw_post(api, path, body), 422, field=field, code="validation_error")
+    assert_error(api.get("/api/v1/contracts", params={"customer_id": "\x00"}), 422, field="customer_id")
+    for constant in (b"NaN", b"-Infinity", b"1e400"):
+        body = b'{"default_installments": [{"label": "x", "percent": ' + constant + b"}]}"
+        assert_error(api.request("PUT", "/api/v1/settings", data=body, headers={"Content-Type": "application/json"}),
+                     400, field="_body")
+    assert api.get("/api/v1/customers").json["total"] == 1
+    assert api.get("/api/v1/settings").status_code == 200
+    # What text does hold passes untouched: a surrogate pair (an emoji), tabs and new lines, a right-to-left mark.
+    kept = {"name": "明远 😀", "address": "宁波市\n江北区\t1号", "contact_person": "\u202e王"}
+    created = raw_post(api, "/api/v1/customers", json.dumps(kept).encode())
+    assert created.status_code == 201, created
+    assert {k: created.json[k] for k in kept} == kept
 
 
 def test_tokens_are_required_and_checked(seeded):
@@ -264,9 +306,40 @@ def subset(api):
     assert_error(raw_post(api, "/api/v1/products", huge), 413)
     assert_error(api.get("/api/v1/contracts", params={"limit": "500"}), 422, field="limit")
     assert_error(api.get("/api/v1/products", params={"offset": "-1"}), 422, field="offset")
+    assert_error(api.post("/api/v1/contracts", json={"customer_id": customer["id"],
+                                                     "lines": [line("1000000000", unit_price="1000000000000")]}),
+                 422, field="lines.0.quantity")
+    # NUL, which PostgreSQL text cannot hold, in a body, a query and a path
+    assert_error(raw_post(api, "/api/v1/customers", b'{"name": "a\\u0000b"}'), 422, field="name")
+    assert_error(raw_post(api, "/api/v1/products", b'{"code": "N-1", "name": "\\u0000"}'), 422, field="name")
+    assert_error(api.get("/api/v1/contracts", params={"customer_id": "\x00"}), 422, field="customer_id")
+    assert_error(api.get("/api/v1/contracts/%00"), 404)
+    assert_error(api.get("/api/v1/products/%00"), 404)
     bob = api.user("bob")
     assert_error(bob.get(f"/api/v1/customers/{customer['id']}"), 404)
     assert api.get("/api/v1/contracts").json["total"] == 0
+    assert api.get("/api/v1/customers").json["total"] == 1
+
+
+def test_a_chunked_body_past_the_limit_answers_413_not_a_truncated_400(cluster):
+    """Without Content-Length the size is known only by reading: the limit still holds, and says so."""
+    api = cluster.api
+    customer = api.customer()
+    api.product("BOLT-M8", stock=10)
+    headers = {"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"}
+
+    def chunks(body: bytes):
+        for start in range(0, len(body), 65536):
+            yield body[start:start + 65536]
+
+    huge = json.dumps({"customer_id": customer["id"], "lines": [line()], "payment_terms": "x" * LIMIT}).encode()
+    response = api.session.post(f"{api.base_url}/api/v1/contracts", data=chunks(huge), headers=headers)
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "payload_too_large"
+    small = json.dumps({"customer_id": customer["id"], "lines": [line()]}).encode()
+    response = api.session.post(f"{api.base_url}/api/v1/contracts", data=chunks(small), headers=headers)
+    assert response.status_code == 201, response.text
+    assert api.get("/api/v1/contracts").json["total"] == 1
 
 
 def test_the_cluster_subset_in_embedded_mode(embedded):
