@@ -136,12 +136,17 @@ def _delivery(session, envelope, reason: str):
 
 
 def receivables_planned(envelope, session, ctx):
+    """Finance is told, and so is the salesperson whose customer it is (SPEC §4), as for paid and overdue."""
     data = envelope.data
     plan = data.get("installments") or data.get("receivables") or []
     lines = [{k: item.get(k) for k in ("seq", "label", "amount", "due_date")}
              for item in plan if isinstance(item, dict)]
-    _post(session, envelope, "finance", "receivables_planned", _contract(data), lines, count=len(lines),
-          total=money_text(data.get("total"), data.get("currency")))
+    contract = _contract(data)
+    facts = {"count": len(lines), "total": money_text(data.get("total"), data.get("currency"))}
+    _post(session, envelope, "finance", "receivables_planned", contract, lines, **facts)
+    if data.get("owner_id"):
+        _post(session, envelope, "sales", "receivables_planned", contract, lines, recipient_id=data["owner_id"],
+              **facts)
 
 
 def receivable_paid(envelope, session, ctx):

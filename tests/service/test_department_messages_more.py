@@ -155,3 +155,20 @@ def test_a_contract_without_a_delivery_date_still_says_so(contracts_db, notifica
     assert notify(notifications_db, event)
     [message] = department_messages(notifications_db, "warehouse")
     assert message["contract"]["delivery_date"] is None
+
+
+# --- 2. a receivables plan reaches finance and the salesperson -------------------------------------------------
+
+def test_a_receivables_plan_reaches_finance_and_the_salesperson_once(contracts_db, notifications_db):
+    contract_id = confirmed_contract(contracts_db)
+    plan(contracts_db, contract_id)
+    [event] = events(contracts_db, "receivables.planned")
+    assert notify(notifications_db, event)
+    assert notify(notifications_db, event)  # a redelivered copy posts nothing twice
+    posted = department_messages(notifications_db)
+    assert [(m["department"], m.get("recipient_id")) for m in posted] == [("finance", None), ("sales", "u-1")]
+    finance, sales = posted
+    assert finance["text"] == sales["text"] == ("合同 HT-{0}（杭州明远机械有限公司）的收款计划已制定：共 2 期，合计 CNY {1}。"
+                                                .format(event.data["number"][3:], event.data["total"]))
+    assert sales["lines"] == finance["lines"] and [l["label"] for l in sales["lines"]] == ["定金", "尾款"]
+    assert [e.data["department"] for e in events(notifications_db, "department.notified")] == ["finance", "sales"]
