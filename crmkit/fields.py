@@ -1,12 +1,16 @@
 """marshmallow fields for the public shapes: money and quantities as decimal strings, never floats."""
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 from marshmallow import ValidationError, fields, validate
 
 MAX_AMOUNT = Decimal("1000000000000")  # a trillion: beyond any contract, below Numeric(18,2)'s limit
 MAX_QUANTITY = Decimal("1000000000")
+# As people write decimals: ASCII digits, one point, no exponent. Decimal() alone would also take "1_000", "1E+3"
+# and digits of other scripts, which no client means to send as an amount.
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 class _Decimal(fields.Decimal):
@@ -22,12 +26,12 @@ class _Decimal(fields.Decimal):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, (str, int, Decimal)):
             raise ValidationError("Must be a decimal string such as \"12.50\" or an integer.")
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
+        text = str(value).strip()
+        if not _PLAIN_DECIMAL.fullmatch(text):
             raise ValidationError("Not a valid number.")
-        if not number.is_finite():
-            raise ValidationError("Not a valid number.")
+        number = Decimal(text)
+        if number == 0:
+            number = abs(number)  # "-0" is zero, not a negative amount to print as "-0.00"
         if -number.as_tuple().exponent > self.places_allowed:
             raise ValidationError(f"At most {self.places_allowed} decimal places.")
         if self.minimum is not None and (number <= self.minimum if self.exclusive_minimum else number < self.minimum):

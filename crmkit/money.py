@@ -18,7 +18,7 @@ HUNDRED = Decimal(100)
 # multiplication and division by 100 exact (no silent rounding at the default 28 digits).
 _EXACT = Context(prec=80, rounding=ROUND_HALF_UP)
 
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)")  # ASCII: \d takes any script's digits
 
 
 # --------------------------------------------------------------------------------------------

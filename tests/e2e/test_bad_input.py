@@ -76,6 +76,9 @@ def bad_contracts(customer_id):
         ({"customer_id": customer_id, "lines": [line("NaN")]}, "lines.0.quantity"),
         ({"customer_id": customer_id, "lines": [line("Infinity")]}, "lines.0.quantity"),
         ({"customer_id": customer_id, "lines": [line("1.2345")]}, "lines.0.quantity"),
+        ({"customer_id": customer_id, "lines": [line("1_000")]}, "lines.0.quantity"),
+        ({"customer_id": customer_id, "lines": [line("١٢")]}, "lines.0.quantity"),         # Arabic-Indic digits
+        ({"customer_id": customer_id, "lines": [line(unit_price="1E+3")]}, "lines.0.unit_price"),
         ({"customer_id": customer_id, "lines": [line(True)]}, "lines.0.quantity"),
         ({"customer_id": customer_id, "lines": [line(None)]}, "lines.0.quantity"),
         ({"customer_id": customer_id, "lines": [line([1])]}, "lines.0.quantity"),
