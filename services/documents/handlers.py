@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from marshmallow import ValidationError
 
 from crmkit.document_store import DocumentStore
-from crmkit.messaging.consumer import Skip
 from crmkit.settings import Settings
 from crmkit.web.auth import system_token
 from crmkit.web.client import ServiceClient
@@ -57,11 +56,9 @@ def fetch_company(settings: Settings) -> dict | None:
 
 
 def _produce(envelope, session, ctx: Context, build) -> None:
-    try:
-        job = build(envelope.data if isinstance(envelope.data, dict) else {})
-    except rules.BadEvent as exc:
-        log.warning("%s %s: %s; nothing to render", envelope.type, envelope.id, exc)
-        raise Skip() from None
+    # An event without its owner's id (rules.BadEvent) fails like a malformed event in any other consumer: retried,
+    # then dead-lettered with its error, where an operator sees it. Acknowledging it would lose the document.
+    job = build(envelope.data if isinstance(envelope.data, dict) else {})
     if job.needs_company:
         company = fetch_company(ctx.settings)
         if company is not None:
@@ -95,8 +92,8 @@ def document_requested(envelope, session, ctx):
             job = rules.Job(kind=kind, owner_id=owner_id, number="", language="", doc={})
             library.fail(session, job, f"invalid document request: {exc.messages}", envelope.correlation_id)
             return
-        log.warning("document.requested %s is unusable: %s", envelope.id, exc.messages)
-        raise Skip() from None
+        # Nobody to tell: dead-lettered with its error after the retries, as any malformed event.
+        raise rules.BadEvent(f"an unusable document request: {exc.messages}") from None
     _produce(envelope, session, ctx, lambda _: rules.from_request(
         request["kind"], request["owner_id"], request["doc"], request["context"]))
 
