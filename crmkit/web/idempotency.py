@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 
 from flask import current_app, request
 from sqlalchemy import bindparam, select, update
@@ -41,7 +42,7 @@ def idempotent(view):
             raise ValidationFailed("Idempotency-Key is too long.", {"Idempotency-Key": ["At most 255 characters."]})
         db = current_app.extensions["crm_db"]
         user_id = caller().id
-        digest = hashlib.sha256(request.path.encode() + b"\0" + request.get_data(cache=True)).hexdigest()
+        digest = _request_digest()
         try:
             with db.one_transaction() as session:
                 if insert_ignore(session, _KEYS, {"user_id": user_id, "key": key, "endpoint": request.path,
@@ -59,6 +60,19 @@ def idempotent(view):
     return wrapper
 
 
+def _request_digest(as_sent: bool = False) -> str:
+    """The path and the body as data: the same JSON sent again with its keys in another order or spaced
+    differently is the same request."""
+    raw = request.get_data(cache=True)
+    if as_sent:
+        return hashlib.sha256(request.path.encode() + b"\0" + raw).hexdigest()
+    try:
+        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = raw  # not JSON: the view answers 400, and nothing is recorded
+    return hashlib.sha256(request.path.encode() + b"\0" + body).hexdigest()
+
+
 # Built once: the last statement of every keyed request.
 _RECORD = (update(_KEYS).where(_KEYS.c.user_id == bindparam("who"), _KEYS.c.key == bindparam("the_key"))
            .values(status=bindparam("answered"), body=bindparam("answer")))
@@ -70,7 +84,8 @@ def _replay(db, user_id: str, key: str, digest: str):
                                                            IdempotencyKey.key == key)).scalar_one_or_none()
         if row is None:  # removed since it stopped us: rare enough to ask for a retry
             raise Conflict("The first request with this Idempotency-Key is gone; send it again.")
-        if row.request_hash != digest:
+        # (a key recorded before digests were taken of the data was taken of the bytes)
+        if row.request_hash != digest and row.request_hash != _request_digest(as_sent=True):
             raise ValidationFailed("This Idempotency-Key was used with a different request.",
                                    {"Idempotency-Key": ["Already used with a different body."]})
         if row.status == PENDING:

@@ -110,6 +110,18 @@ def test_a_failed_request_leaves_nothing_and_its_key_can_be_used_again(app):
     assert customers_named(db, BODY["name"]) == 1
 
 
+def test_the_same_json_sent_differently_is_the_same_request(app):
+    client, auth, db = app
+    headers = {**auth, "Idempotency-Key": "k-4", "Content-Type": "application/json"}
+    first = client.post("/api/v1/customers", data=json.dumps(BODY, ensure_ascii=False), headers=headers)
+    assert first.status_code == 201
+    reordered = json.dumps(dict(reversed(BODY.items())), indent=2)  # other key order, spacing and escapes
+    again = client.post("/api/v1/customers", data=reordered, headers=headers)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert customers_named(db, BODY["name"]) == 1
+
+
 def _first_try(db_url: str, var: str, marker: str) -> None:
     """The child: POST a customer, and once its row is written (not committed), say so and wait to be killed."""
     from services.contracts.models import Customer
