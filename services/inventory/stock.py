@@ -62,12 +62,14 @@ def _serve_waiting(session: Session, product: Product) -> None:
         emit(session, SOURCE, "stock.allocated", {
             "contract_id": contract_id, "contract_number": reservations[0].contract_number,
             "product_code": product.code, "complete": complete,
-            "lines": [_line(r) for r in reservations]}, correlation_id=contract_id)
+            "lines": [_line(r, product.name, product.unit) for r in reservations]}, correlation_id=contract_id)
 
 
-def _line(r: Reservation) -> dict:
-    return {"line_no": r.line_no, "product_code": r.product_code, "requested": qty_str(r.requested),
-            "reserved": qty_str(r.reserved), "missing": qty_str(r.requested - r.reserved)}
+def _line(r: Reservation, name: str | None = None, unit: str | None = None) -> dict:
+    """A line as stock events report it; name and unit are the catalogue's, so departments read what it is."""
+    return {"line_no": r.line_no, "product_code": r.product_code, "name": name, "unit": unit,
+            "requested": qty_str(r.requested), "reserved": qty_str(r.reserved),
+            "missing": qty_str(r.requested - r.reserved)}
 
 
 def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
@@ -80,7 +82,11 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
     # one statement each for the counters, the ledger and the reservations: plain Core, because the unit of
     # work's bookkeeping for these fifteen rows cost more than writing them.
     codes = sorted({line["product_code"] for line in lines})
-    free = {row.code: available(row) for row in session.execute(_LOCK_PRODUCTS, {"codes": codes})}
+    products = session.execute(_LOCK_PRODUCTS, {"codes": codes}).all()
+    free = {row.code: available(row) for row in products}
+    # The catalogue's name and unit; a code it does not know keeps the contract line's own.
+    described = {line["product_code"]: (line.get("name"), line.get("unit")) for line in lines}
+    described.update({row.code: (row.name, row.unit) for row in products})
     now = utcnow()
     reservations, held, moves = [], {}, []
     for line in lines:
@@ -106,7 +112,7 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
     reservations.sort(key=lambda r: r.line_no)
     short = [r for r in reservations if r.reserved < r.requested]
     payload = {"contract_id": contract_id, "number": data.get("number"), "owner_id": data.get("owner_id"),
-               "lines": [_line(r) for r in reservations]}
+               "lines": [_line(r, *described[r.product_code]) for r in reservations]}
     if not short:
         emit(session, SOURCE, "stock.reserved", payload, correlation_id=correlation_id)
         return
@@ -118,13 +124,15 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
          correlation_id=correlation_id)
     if policy == "notify_production":
         for r in short:
+            name, unit = described[r.product_code]
             request_id = str(uuid.uuid4())
             session.add(SupplyRequest(id=request_id, department="production", contract_id=contract_id,
                                       product_code=r.product_code, quantity=r.requested - r.reserved))
             emit(session, SOURCE, "production.requested", {
                 "request_id": request_id, "contract_id": contract_id, "number": data.get("number"),
                 "customer_name": customer_name, "delivery_date": data.get("delivery_date"),
-                "product_code": r.product_code, "quantity": qty_str(r.requested - r.reserved),
+                "product_code": r.product_code, "product_name": name, "name": name, "unit": unit,
+                "quantity": qty_str(r.requested - r.reserved),
                 "owner_id": data.get("owner_id"), "language": data.get("company_language"),
             }, correlation_id=correlation_id)
 
@@ -132,7 +140,8 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
 _PRODUCTS = Product.__table__
 _ADD_RESERVED = (update(_PRODUCTS).where(_PRODUCTS.c.code == bindparam("b_code"))
                  .values(reserved=_PRODUCTS.c.reserved + bindparam("b_qty")))
-_LOCK_PRODUCTS = (select(_PRODUCTS.c.code, _PRODUCTS.c.on_hand, _PRODUCTS.c.reserved)
+_LOCK_PRODUCTS = (select(_PRODUCTS.c.code, _PRODUCTS.c.on_hand, _PRODUCTS.c.reserved, _PRODUCTS.c.name,
+                         _PRODUCTS.c.unit)
                   .where(_PRODUCTS.c.code.in_(bindparam("codes", expanding=True)))
                   .order_by(_PRODUCTS.c.code).with_for_update())
 _ANY_RESERVATION = (select(Reservation.__table__.c.id)

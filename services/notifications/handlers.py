@@ -61,7 +61,10 @@ def _lines(data: dict) -> list[dict]:
 
 
 def _items(lines: list[dict]) -> list[tuple[str, str]]:
-    return [(line.get("name") or line.get("product_code") or "—", str(line.get("quantity") or "—")) for line in lines]
+    """(what, how many) per line: the product's name (its code when the event has none), the quantity and unit."""
+    return [(line.get("name") or line.get("product_code") or "—",
+             " ".join(str(part) for part in (line.get("quantity") or "—", line.get("unit")) if part))
+            for line in lines]
 
 
 def _post(session, envelope, department: str, reason: str, contract: dict, lines: list, recipient_id=None,
@@ -99,7 +102,7 @@ def procurement_requested(envelope, session, ctx):
 def _supply_requested(session, envelope, department: str):
     data = envelope.data
     lines = [{"product_code": data.get("product_code"), "name": data.get("product_name") or data.get("name"),
-              "quantity": data.get("quantity")}]
+              "unit": data.get("unit"), "quantity": data.get("quantity")}]
     _post(session, envelope, department, "shortage", _contract(data), lines, items=_items_text(envelope, lines))
 
 
@@ -112,7 +115,8 @@ def stock_shortage(envelope, session, ctx):
     """Under warn_sales the salesperson is warned; under notify_production, production.requested does the work."""
     data = envelope.data
     short = [{"line_no": l.get("line_no"), "product_code": l.get("product_code"), "name": l.get("name"),
-              "quantity": l.get("missing"), "requested": l.get("requested"), "reserved": l.get("reserved")}
+              "unit": l.get("unit"), "quantity": l.get("missing"), "requested": l.get("requested"),
+              "reserved": l.get("reserved")}
              for l in data.get("lines") or [] if isinstance(l, dict) and str(l.get("missing") or "0") not in ("0", "")]
     _post(session, envelope, "sales", "stock_warning", _contract(data), short, recipient_id=data.get("owner_id"),
           items=_items_text(envelope, short))

@@ -274,8 +274,8 @@ def run_notifications(api, smtp, backdoor):
     shortage = wait_for(lambda: inbox(production, "production")["items"], message="production shortage message")
     assert shortage[0]["reason"] == "shortage" and shortage[0]["type"] == "production.requested"
     assert shortage[0]["text"].startswith(f"合同 {short['number']}")
-    assert shortage[0]["text"].endswith("缺货：GEAR-40 × 2，交货日期 2026-11-30，请安排生产。")
-    assert shortage[0]["lines"] == [{"product_code": "GEAR-40", "name": None, "quantity": "2"}]
+    assert shortage[0]["text"].endswith("缺货：齿轮 40T × 2 件，交货日期 2026-11-30，请安排生产。")
+    assert shortage[0]["lines"] == [{"product_code": "GEAR-40", "name": "齿轮 40T", "unit": "件", "quantity": "2"}]
     assert shortage[0]["contract"]["customer_name"] == customer["name"]
 
     # Under warn_sales the salesperson is warned in the sales inbox; only they (and managers) see it.

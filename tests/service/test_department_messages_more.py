@@ -23,6 +23,9 @@ from services.contracts.fulfilment_models import Receivable
 from services.contracts.models import TABLES as CONTRACT_TABLES
 from services.contracts.models import Contract, Customer, User
 from services.contracts.settings_store import merged_settings
+from services.inventory.handlers import HANDLERS as INVENTORY_HANDLERS
+from services.inventory.models import TABLES as INVENTORY_TABLES
+from services.inventory.models import Product
 from services.notifications.handlers import HANDLERS as NOTIFICATION_HANDLERS
 from services.notifications.models import TABLES as NOTIFICATION_TABLES
 from support.handlers import run_handler
@@ -50,6 +53,16 @@ def contracts_db(db_url, tmp_path):
         session.add(User(id="u-1", username="alice", password_hash="x", role="sales", email="alice@example.cn"))
         session.flush()
         session.add(Customer(id="c-1", name="杭州明远机械有限公司", email="buyer@example.cn", owner="u-1"))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def inventory_db(db_url, tmp_path):
+    database = service_db(db_url, tmp_path, "inventory", INVENTORY_TABLES)
+    with database.session() as session:
+        session.add(Product(code="BOLT-M8", name="六角螺栓 M8", unit="件", unit_price=D("12.50"), tax_rate=D("0.13"),
+                            on_hand=D(1), reserved=D(0)))
     yield database
     database.dispose()
 
@@ -84,16 +97,21 @@ def notify(db: Database, envelope: Envelope) -> bool:
     return run_handler(db, NOTIFICATION_HANDLERS, envelope, SimpleNamespace(settings=None))
 
 
+def stock(db: Database, envelope: Envelope) -> bool:
+    return run_handler(db, INVENTORY_HANDLERS, envelope)
+
+
 # --- contracts' side -------------------------------------------------------------------------------------------
 
-def confirmed_contract(db: Database, notify_departments=("warehouse", "finance"), delivery_date=DELIVERY_DATE):
+def confirmed_contract(db: Database, notify_departments=("warehouse", "finance"), delivery_date=DELIVERY_DATE,
+                       settings=SETTINGS):
     with db.session() as session:
         customer = session.get(Customer, "c-1")
         lines = lifecycle.build_lines([{"product_code": "BOLT-M8", "quantity": D("4")}], PRODUCTS)
         contract = lifecycle.create(session, customer=customer, lines=lines, created_by="u-1",
                                     delivery_date=delivery_date, notify_departments=list(notify_departments),
-                                    settings=SETTINGS)
-        lifecycle.confirm(session, contract, customer, session.get(User, "u-1"), settings=SETTINGS)
+                                    settings=settings)
+        lifecycle.confirm(session, contract, customer, session.get(User, "u-1"), settings=settings)
         return contract.id
 
 
@@ -172,3 +190,40 @@ def test_a_receivables_plan_reaches_finance_and_the_salesperson_once(contracts_d
                                                 .format(event.data["number"][3:], event.data["total"]))
     assert sales["lines"] == finance["lines"] and [l["label"] for l in sales["lines"]] == ["定金", "尾款"]
     assert [e.data["department"] for e in events(notifications_db, "department.notified")] == ["finance", "sales"]
+
+
+# --- 3. short lines name the product and its unit --------------------------------------------------------------
+
+def test_a_production_request_names_the_product_and_its_unit(contracts_db, inventory_db, notifications_db):
+    contract_id = confirmed_contract(contracts_db, notify_departments=())
+    [confirmed] = events(contracts_db, "contract.confirmed")
+    assert stock(inventory_db, confirmed)
+    [shortage] = events(inventory_db, "stock.shortage")
+    assert shortage.data["lines"] == [{"line_no": 1, "product_code": "BOLT-M8", "name": "六角螺栓 M8", "unit": "件",
+                                       "requested": "4", "reserved": "1", "missing": "3"}]
+    [request] = events(inventory_db, "production.requested")
+    assert (request.data["product_name"], request.data["unit"], request.data["quantity"]) == ("六角螺栓 M8", "件", "3")
+
+    assert not notify(notifications_db, shortage)  # notify_production: the request does the work
+    assert notify(notifications_db, request)
+    [message] = department_messages(notifications_db, "production")
+    assert message["lines"] == [{"product_code": "BOLT-M8", "name": "六角螺栓 M8", "unit": "件", "quantity": "3"}]
+    assert message["text"] == (f"合同 {confirmed.data['number']}（杭州明远机械有限公司）缺货：六角螺栓 M8 × 3 件，"
+                               "交货日期 2026-12-20，请安排生产。")
+    assert message["contract"]["id"] == contract_id
+
+
+def test_the_salespersons_shortage_warning_names_the_product_and_its_unit(contracts_db, inventory_db,
+                                                                           notifications_db):
+    english = merged_settings({"company": {"name": "Hengda", "language": "en"}, "shortage_policy": "warn_sales"})
+    confirmed_contract(contracts_db, notify_departments=(), settings=english)
+    [confirmed] = events(contracts_db, "contract.confirmed")
+    assert stock(inventory_db, confirmed)
+    assert events(inventory_db, "production.requested") == []
+    [shortage] = events(inventory_db, "stock.shortage")
+    assert notify(notifications_db, shortage)
+    [warning] = department_messages(notifications_db, "sales")
+    assert warning["recipient_id"] == "u-1"
+    assert [(l["name"], l["unit"], l["quantity"]) for l in warning["lines"]] == [("六角螺栓 M8", "件", "3")]
+    assert warning["text"] == (f"Contract {confirmed.data['number']} (杭州明远机械有限公司) is short of stock: "
+                               "六角螺栓 M8 × 3 件; please agree the delivery with the customer.")
