@@ -1,6 +1,8 @@
 """?limit=&offset= for every list: default 50, limit at most 200, offset not negative."""
 from __future__ import annotations
 
+import re
+
 from flask import request
 from sqlalchemy import bindparam, func, select
 
@@ -9,6 +11,7 @@ from crmkit.errors import ValidationFailed
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_OFFSET = 10**9  # beyond any list; a larger number overflows the databases' 64-bit OFFSET
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def page_args() -> tuple[int, int]:
@@ -19,11 +22,10 @@ def page_args() -> tuple[int, int]:
         if raw is None or raw == "":
             values[name] = default
             continue
-        try:
-            value = int(raw)
-        except ValueError:
+        if not _INTEGER.fullmatch(raw):  # int() also takes "1_0", " 5" and "５"
             errors[name] = ["Not a valid integer."]
             continue
+        value = int(raw)
         if value < low or (high is not None and value > high):
             errors[name] = [f"Must be between {low} and {high}." if high else f"Must be at least {low}."]
             continue

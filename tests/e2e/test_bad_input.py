@@ -187,7 +187,8 @@ def test_bad_pagination_queries_ids_and_routes(seeded):
     for path in ("/api/v1/contracts", "/api/v1/customers", "/api/v1/products", "/api/v1/users"):
         for params, field in [({"limit": "500"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "0"}, "limit"),
                               ({"limit": "abc"}, "limit"), ({"offset": "-1"}, "offset"), ({"offset": "x"}, "offset"),
-                              ({"limit": "1.5"}, "limit")]:
+                              ({"limit": "1.5"}, "limit"), ({"limit": "５"}, "limit"), ({"limit": "1_0"}, "limit"),
+                              ({"offset": "--1"}, "offset")]:
             assert_error(api.get(path, params=params), 422, field=field)
         assert api.get(path, params={"limit": "200", "offset": "0"}).status_code == 200
     assert_error(api.get("/api/v1/contracts", params={"status": "bogus"}), 422, field="status")
