@@ -78,6 +78,19 @@ def qty_str(value) -> str:
     return format(value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize(), "f")
 
 
+class Date(fields.Date):
+    """A calendar date written YYYY-MM-DD, as SPEC says; Python's parser alone also takes "20261231" and
+    "2026-W01-1"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+            raise ValidationError("Not a valid date; write it YYYY-MM-DD.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 class UtcDateTime(fields.DateTime):
     """ISO 8601 in UTC with a Z, also for naive values SQLite hands back."""
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, fields, validate
 
-from crmkit.fields import Money, Quantity, Rate, Text, UtcDateTime
+from crmkit.fields import Date, Money, Quantity, Rate, Text, UtcDateTime
 from services.quotes.rules import STATUSES
 
 MAX_LINES = 500
@@ -24,20 +24,20 @@ class LineIn(Schema):
 class QuoteIn(Schema):
     customer_id = fields.String(required=True, validate=ID)
     lines = fields.List(fields.Nested(LineIn), required=True, validate=validate.Length(min=1, max=MAX_LINES))
-    valid_until = fields.Date(load_default=None, allow_none=True)
+    valid_until = Date(load_default=None, allow_none=True)
     currency = fields.String(load_default="CNY", validate=validate.OneOf(CURRENCIES))
     payment_terms = Text(1000, load_default=None, allow_none=True)
-    delivery_date = fields.Date(load_default=None, allow_none=True)
+    delivery_date = Date(load_default=None, allow_none=True)
     notes = Text(4000, load_default=None, allow_none=True)
 
 
 class QuotePatch(Schema):
     customer_id = fields.String(validate=ID)
     lines = fields.List(fields.Nested(LineIn), validate=validate.Length(min=1, max=MAX_LINES))
-    valid_until = fields.Date()
+    valid_until = Date()
     currency = fields.String(validate=validate.OneOf(CURRENCIES))
     payment_terms = Text(1000, allow_none=True)
-    delivery_date = fields.Date(allow_none=True)
+    delivery_date = Date(allow_none=True)
     notes = Text(4000, allow_none=True)
 
 
@@ -82,7 +82,7 @@ class QuoteOut(Schema):
     customer_id = fields.String()
     customer = fields.Nested(CustomerSnapshot)
     status = fields.String()
-    valid_until = fields.Date()
+    valid_until = Date()
     currency = fields.String()
     lines = fields.List(fields.Nested(LineOut))
     subtotal = Money()
@@ -90,7 +90,7 @@ class QuoteOut(Schema):
     total = Money()
     total_in_words = fields.String()
     payment_terms = fields.String(allow_none=True)
-    delivery_date = fields.Date(allow_none=True)
+    delivery_date = Date(allow_none=True)
     notes = fields.String(allow_none=True)
     contract_id = fields.String(allow_none=True)
     document_id = fields.String(allow_none=True)

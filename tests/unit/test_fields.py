@@ -1,12 +1,13 @@
 """Decimal fields take numbers as people write them, and nothing else a Decimal() would take."""
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
 from marshmallow import ValidationError
 
-from crmkit.fields import Money, Quantity
+from crmkit.fields import Date, Money, Quantity
 
 
 @pytest.mark.parametrize("text", ["1_000", "1E+3", "1e3", "١٢", "１２", "0x10", "12.5.1", "", " ", "+", "."])
@@ -26,3 +27,14 @@ def test_minus_zero_is_zero():
     money = Money()
     assert money.serialize("p", {"p": money.deserialize("-0")}) == "0.00"
     assert money.serialize("p", {"p": money.deserialize("-0.00")}) == "0.00"
+
+
+@pytest.mark.parametrize("text", ["20261231", "2026-W01-1", "2026-12-3", "2026-1-05", "2026-12-31T00:00",
+                                  "２０２６-12-31", "2026-02-30", 20261231, ""])
+def test_a_date_is_written_yyyy_mm_dd(text):
+    with pytest.raises(ValidationError):
+        Date().deserialize(text)
+
+
+def test_a_date_is_read():
+    assert Date().deserialize("2026-12-31") == date(2026, 12, 31)
