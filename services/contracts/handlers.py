@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select, update
 
 from crmkit.messaging.consumer import Skip, keyed_by_event, only_if
 from services.contracts.lifecycle import add_timeline, add_timeline_if_contract, contract_exists
-from services.contracts.models import Contract, ContractLine
+from services.contracts.models import Contract, ContractLine, TimelineEntry
 
 
 def _contract_id(envelope) -> str:
@@ -65,20 +65,29 @@ def stock_reserved(envelope, session, ctx):
             raise Skip()
     else:
         _write_reserved(session, contract_id, envelope.data["lines"])
-    add_timeline(session, contract_id, envelope.id, envelope.type, "Stock reserved for every line", _at(envelope))
+    summary = "Stock reserved for every line"
+    if envelope.data.get("after_shortage"):
+        summary += ": arrived stock resolved the shortage"
+    add_timeline(session, contract_id, envelope.id, envelope.type, summary, _at(envelope))
 
 
 _CONTRACTS = Contract.__table__
 _MARK_RESERVED = (update(_CONTRACTS)
                   .where(_CONTRACTS.c.id == bindparam("cid"), _CONTRACTS.c.stock_status != "released")
                   .values(stock_status="reserved", warnings=[]).returning(_CONTRACTS.c.id))
+_TIMELINE = TimelineEntry.__table__
+_RESERVED_SEEN = (select(_TIMELINE.c.id)
+                  .where(_TIMELINE.c.contract_id == bindparam("cid"), _TIMELINE.c.type == "stock.reserved").limit(1))
 _SET_DOCUMENT = update(_CONTRACTS).where(_CONTRACTS.c.id == bindparam("cid")).values(document_id=bindparam("doc"))
 
 
 def stock_shortage(envelope, session, ctx):
     contract = _contract(envelope, session)
     short = [l for l in envelope.data["lines"] if Decimal(l["missing"]) > 0]
-    if contract.stock_status != "released":
+    # A stock.reserved of a short contract is always the later news (arrivals resolved it): when its handler
+    # ran first, the shortage only joins the timeline.
+    resolved = contract.stock_status == "reserved" and _reserved_seen(session, contract.id)
+    if contract.stock_status != "released" and not resolved:
         _set_reserved(contract, envelope.data["lines"])
         contract.stock_status = "short"
         contract.warnings = [{"code": "stock_shortage", "product_code": l["product_code"],
@@ -87,6 +96,10 @@ def stock_shortage(envelope, session, ctx):
     then = "production has been asked" if policy == "notify_production" else "the salesperson has been warned"
     add_timeline(session, contract.id, envelope.id, envelope.type,
                  f"Stock short ({_lines_text(short)} missing); {then}", _at(envelope))
+
+
+def _reserved_seen(session, contract_id: str) -> bool:
+    return session.execute(_RESERVED_SEEN, {"cid": contract_id}).first() is not None
 
 
 def stock_allocated(envelope, session, ctx):

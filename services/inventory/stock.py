@@ -63,6 +63,19 @@ def _serve_waiting(session: Session, product: Product) -> None:
             "contract_id": contract_id, "contract_number": reservations[0].contract_number,
             "product_code": product.code, "complete": complete,
             "lines": [_line(r, product.name, product.unit) for r in reservations]}, correlation_id=contract_id)
+        if complete:
+            _reserved_at_last(session, contract_id, reservations[0].contract_number, all_lines)
+
+
+def _reserved_at_last(session: Session, contract_id: str, number: str, all_lines: list[Reservation]) -> None:
+    """The shortage is over: the stock.reserved a confirmation with enough stock emits, marked `after_shortage`."""
+    # A consumer waiting for stock.reserved (SPEC's event list has no stock.allocated) learns it this way.
+    codes = sorted({r.product_code for r in all_lines})
+    described = {row.code: (row.name, row.unit) for row in session.execute(_DESCRIBE_PRODUCTS, {"codes": codes})}
+    emit(session, SOURCE, "stock.reserved", {
+        "contract_id": contract_id, "number": number, "after_shortage": True,
+        "lines": [_line(r, *described.get(r.product_code, (None, None)))
+                  for r in sorted(all_lines, key=lambda r: r.line_no)]}, correlation_id=contract_id)
 
 
 def _line(r: Reservation, name: str | None = None, unit: str | None = None) -> dict:
@@ -144,6 +157,8 @@ _LOCK_PRODUCTS = (select(_PRODUCTS.c.code, _PRODUCTS.c.on_hand, _PRODUCTS.c.rese
                          _PRODUCTS.c.unit)
                   .where(_PRODUCTS.c.code.in_(bindparam("codes", expanding=True)))
                   .order_by(_PRODUCTS.c.code).with_for_update())
+_DESCRIBE_PRODUCTS = (select(_PRODUCTS.c.code, _PRODUCTS.c.name, _PRODUCTS.c.unit)
+                      .where(_PRODUCTS.c.code.in_(bindparam("codes", expanding=True))))
 _ANY_RESERVATION = (select(Reservation.__table__.c.id)
                     .where(Reservation.__table__.c.contract_id == bindparam("cid")).limit(1))
 _INSERT_MOVES = StockMove.__table__.insert()

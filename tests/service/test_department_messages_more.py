@@ -20,11 +20,13 @@ from crmkit.models import KIT_TABLES, OutboxMessage
 from services.contracts import deliveries, lifecycle, receivables, scheduler
 from services.contracts.fulfilment_models import TABLES as FULFILMENT_TABLES
 from services.contracts.fulfilment_models import Receivable
+from services.contracts.handlers import HANDLERS as CONTRACT_HANDLERS
 from services.contracts.models import TABLES as CONTRACT_TABLES
-from services.contracts.models import Contract, Customer, User
+from services.contracts.models import Contract, Customer, TimelineEntry, User
 from services.contracts.settings_store import merged_settings
 from services.inventory.handlers import HANDLERS as INVENTORY_HANDLERS
 from services.inventory.models import TABLES as INVENTORY_TABLES
+from services.inventory import stock as inventory_stock
 from services.inventory.models import Product
 from services.notifications.handlers import HANDLERS as NOTIFICATION_HANDLERS
 from services.notifications.models import TABLES as NOTIFICATION_TABLES
@@ -99,6 +101,24 @@ def notify(db: Database, envelope: Envelope) -> bool:
 
 def stock(db: Database, envelope: Envelope) -> bool:
     return run_handler(db, INVENTORY_HANDLERS, envelope)
+
+
+def record(db: Database, envelope: Envelope) -> bool:
+    """The gateway's handler of an event: stock status, document id, timeline."""
+    return run_handler(db, CONTRACT_HANDLERS, envelope)
+
+
+def timeline(db: Database, contract_id: str) -> list[tuple[str, str]]:
+    with db.session() as session:
+        return [tuple(row) for row in session.execute(
+            select(TimelineEntry.type, TimelineEntry.summary).where(TimelineEntry.contract_id == contract_id)
+            .order_by(TimelineEntry.at, TimelineEntry.id))]
+
+
+def stock_state(db: Database, contract_id: str):
+    with db.session() as session:
+        row = session.get(Contract, contract_id)
+        return row.stock_status, row.warnings, [line.reserved for line in row.lines]
 
 
 # --- contracts' side -------------------------------------------------------------------------------------------
@@ -227,3 +247,57 @@ def test_the_salespersons_shortage_warning_names_the_product_and_its_unit(contra
     assert [(l["name"], l["unit"], l["quantity"]) for l in warning["lines"]] == [("六角螺栓 M8", "件", "3")]
     assert warning["text"] == (f"Contract {confirmed.data['number']} (杭州明远机械有限公司) is short of stock: "
                                "六角螺栓 M8 × 3 件; please agree the delivery with the customer.")
+
+
+# --- 5. arrivals that complete a short contract's reservation say stock.reserved ------------------------------
+
+def short_contract(contracts_db, inventory_db) -> str:
+    contract_id = confirmed_contract(contracts_db, notify_departments=())
+    [confirmed] = events(contracts_db, "contract.confirmed")
+    assert stock(inventory_db, confirmed)
+    return contract_id
+
+
+def receive(inventory_db, quantity: str) -> None:
+    with inventory_db.session() as session:
+        inventory_stock.receive(session, "BOLT-M8", D(quantity), "goods received", "u-store")
+
+
+def test_arrivals_completing_a_short_contract_emit_stock_reserved_beside_stock_allocated(contracts_db, inventory_db):
+    contract_id = short_contract(contracts_db, inventory_db)
+    [shortage] = events(inventory_db, "stock.shortage")
+    assert record(contracts_db, shortage)
+    assert stock_state(contracts_db, contract_id)[0] == "short"
+
+    receive(inventory_db, "2")  # 3 of 4: still short, no stock.reserved yet
+    [partial] = events(inventory_db, "stock.allocated")
+    assert partial.data["complete"] is False and events(inventory_db, "stock.reserved") == []
+    receive(inventory_db, "5")
+    allocated = events(inventory_db, "stock.allocated")[1]
+    [reserved] = events(inventory_db, "stock.reserved")
+    assert allocated.data["complete"] is True and allocated.data["lines"][0]["reserved"] == "4"
+    assert reserved.data == {"contract_id": contract_id, "number": shortage.data["number"], "after_shortage": True,
+                             "lines": [{"line_no": 1, "product_code": "BOLT-M8", "name": "六角螺栓 M8", "unit": "件",
+                                        "requested": "4", "reserved": "4", "missing": "0"}]}
+
+    for event in (partial, allocated, reserved, reserved):  # the last one a redelivered copy
+        assert record(contracts_db, event)
+    assert stock_state(contracts_db, contract_id) == ("reserved", [], [D(4)])
+    assert [entry for entry in timeline(contracts_db, contract_id) if entry[0] == "stock.reserved"] == [
+        ("stock.reserved", "Stock reserved for every line: arrived stock resolved the shortage")]
+
+
+@pytest.mark.parametrize("order", ["reserved_first", "allocated_first"])
+def test_a_shortage_handled_after_its_resolution_does_not_make_the_contract_short_again(contracts_db, inventory_db,
+                                                                                       order):
+    """The gateway's handlers run on several threads: the three stock events may be recorded in any order."""
+    contract_id = short_contract(contracts_db, inventory_db)
+    receive(inventory_db, "3")
+    [shortage], [allocated], [reserved] = (events(inventory_db, t) for t in
+                                           ("stock.shortage", "stock.allocated", "stock.reserved"))
+    later = [reserved, allocated] if order == "reserved_first" else [allocated, reserved]
+    for event in later + [shortage]:
+        assert record(contracts_db, event)
+    assert stock_state(contracts_db, contract_id) == ("reserved", [], [D(4)])
+    assert sorted(entry[0] for entry in timeline(contracts_db, contract_id)) == [
+        "contract.confirmed", "contract.created", "stock.allocated", "stock.reserved", "stock.shortage"]
