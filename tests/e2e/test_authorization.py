@@ -91,7 +91,8 @@ REFERENCES = [
                               "start_date": IN_A_MONTH}, "source_contract_id"),
 ]
 
-# Fields a caller may not set: (method, path, body, field, role). 422 naming the field, or the value is ignored.
+# Fields a caller may not set: (method, path, body, field, role). 422 (or 403) naming the field, or the value is
+# ignored.
 MASS_ASSIGNMENT = [
     ("POST", "/customers", {"name": "M1", "owner": "{bob_id}"}, "owner", "sales"),
     ("PATCH", "/customers/{customer}", {"owner": "{bob_id}"}, "owner", "sales"),
@@ -370,8 +371,8 @@ def test_fields_a_caller_may_not_set_are_refused_or_ignored(world):
         path, payload = fill(template, ids), fill(body, ids)
         response = call(clients[role], method, path, payload)
         top = field.split(".")[0]
-        if response.status_code == 422:
-            error = assert_error(response, 422)
+        if response.status_code in (403, 422):
+            error = assert_error(response, response.status_code)
             assert field in error.get("fields", {}), (method, path, field, error)
             continue
         assert response.status_code in (200, 201), (method, path, field, response)
@@ -393,6 +394,18 @@ def test_fields_a_caller_may_not_set_are_refused_or_ignored(world):
     assert_error(alice.put("/api/v1/settings", json={"shortage_policy": "warn_sales"}), 403)
     assert_error(alice.post("/api/v1/products", json={"code": "X-1", "name": "x", "unit": "件",
                                                       "unit_price": "1.00"}), 403)
+
+
+def test_a_salesperson_is_told_they_cannot_hand_a_customer_over(world):
+    ids, clients = world
+    alice, admin = clients["alice"], clients["admin"]
+    for response in (alice.post("/api/v1/customers", json={"name": "Handed over", "owner": ids["bob_id"]}),
+                     alice.patch(f"/api/v1/customers/{ids['customer']}", json={"owner": ids["bob_id"]})):
+        assert "owner" in assert_error(response, 403)["fields"]
+    assert alice.get(f"/api/v1/customers/{ids['customer']}").json["owner"] == ids["alice_id"]
+    assert alice.post("/api/v1/customers", json={"name": "Mine", "owner": ids["alice_id"]}).status_code == 201
+    moved = admin.patch(f"/api/v1/customers/{ids['customer']}", json={"owner": ids["bob_id"]})
+    assert moved.status_code == 200 and moved.json["owner"] == ids["bob_id"]
 
 
 def test_a_timeline_page_past_its_end_is_empty_for_its_owner_and_not_found_for_others(world):

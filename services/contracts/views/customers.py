@@ -6,7 +6,7 @@ import uuid
 from flask import Blueprint, current_app
 from sqlalchemy import select, update
 
-from crmkit.errors import field_error
+from crmkit.errors import Forbidden, field_error
 from crmkit.web.auth import caller
 from crmkit.web.idempotency import idempotent
 from crmkit.web.pagination import fetch_page, page, page_args
@@ -26,6 +26,10 @@ def _db():
 def _owner(session, requested: str | None) -> str:
     """Sales own what they create; managers and admins may hand a customer to a salesperson."""
     who = caller()
+    if requested and who.role == "sales" and requested not in (who.id, who.username):
+        # Said, not ignored: a salesperson who meant to hand a customer over must know it did not happen.
+        raise Forbidden("Only a manager or an admin gives a customer to another salesperson.",
+                        {"owner": ["Only a manager or an admin may set another owner."]})
     if who.role == "sales" or not requested:
         return who.id
     user = session.execute(select(User).where((User.id == requested) | (User.username == requested))).scalar()
@@ -72,9 +76,9 @@ def patch_customer(customer_id):
     with _db().session() as session:
         customer = customer_for(session, caller(), customer_id, lock=True)
         if "owner" in data:
-            # Popped for everyone: a salesperson's owner is ignored, never set by the loop below.
-            requested = data.pop("owner")
-            owner = _owner(session, requested) if caller().sees_all else customer.owner
+            # Popped for everyone, never set by the loop below. A salesperson reaches only their own customers,
+            # so for them this is either themselves or a 403.
+            owner = _owner(session, data.pop("owner"))
             if owner != customer.owner:
                 customer.owner = owner
                 # Open contracts follow their customer to the new salesperson.
