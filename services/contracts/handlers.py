@@ -122,8 +122,22 @@ def stock_released(envelope, session, ctx):
     add_timeline(session, contract.id, envelope.id, envelope.type, "Reserved stock released", _at(envelope))
 
 
-@only_if(lambda envelope: envelope.data.get("kind") == "contract")
+# The contract's other PDFs: they join its timeline (SPEC: every event that touched it), and only the contract's
+# own PDF becomes its document_id.
+OTHER_DOCUMENTS = {
+    "delivery_note": lambda d: f"Delivery note {d.get('number') or ''} PDF rendered ({d.get('size', '?')} bytes)",
+    "receivables_plan": lambda d: f"Receivables plan PDF rendered ({d.get('size', '?')} bytes)",
+}
+
+
+@only_if(lambda envelope: envelope.data.get("kind") in ("contract", *OTHER_DOCUMENTS))
 def document_rendered(envelope, session, ctx):
+    kind = envelope.data.get("kind")
+    if kind != "contract":
+        if not add_timeline_if_contract(session, _contract_id(envelope), envelope.id, envelope.type,
+                                        OTHER_DOCUMENTS[kind](envelope.data), _at(envelope)):
+            raise Skip()
+        return
     contract_id = _contract_id(envelope)
     if not session.execute(_SET_DOCUMENT, {"cid": contract_id, "doc": envelope.data.get("document_id")}).rowcount:
         raise Skip()

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from crmkit.db import Database
 from crmkit.messaging.envelope import Envelope
 from crmkit.models import KIT_TABLES, OutboxMessage
+from crmkit.settings import Settings
 from services.contracts import deliveries, lifecycle, receivables, scheduler
 from services.contracts.fulfilment_models import TABLES as FULFILMENT_TABLES
 from services.contracts.fulfilment_models import Receivable
@@ -26,6 +27,9 @@ from services.contracts.models import Contract, Customer, TimelineEntry, User
 from services.contracts.settings_store import merged_settings
 from services.inventory.handlers import HANDLERS as INVENTORY_HANDLERS
 from services.inventory.models import TABLES as INVENTORY_TABLES
+from services.documents.handlers import HANDLERS as DOCUMENT_HANDLERS
+from services.documents.handlers import make_context as documents_context
+from services.documents.models import TABLES as DOCUMENT_TABLES
 from services.inventory import stock as inventory_stock
 from services.inventory.models import Product
 from services.notifications.handlers import HANDLERS as NOTIFICATION_HANDLERS
@@ -301,3 +305,60 @@ def test_a_shortage_handled_after_its_resolution_does_not_make_the_contract_shor
     assert stock_state(contracts_db, contract_id) == ("reserved", [], [D(4)])
     assert sorted(entry[0] for entry in timeline(contracts_db, contract_id)) == [
         "contract.confirmed", "contract.created", "stock.allocated", "stock.reserved", "stock.shortage"]
+
+
+# --- 6. the timeline shows every PDF of the contract -----------------------------------------------------------
+
+@pytest.fixture
+def documents(db_url, tmp_path):
+    """The documents service's database and worker context (real rendering, PDFs under tmp_path)."""
+    database = service_db(db_url, tmp_path, "documents", DOCUMENT_TABLES)
+    settings = Settings.from_env("documents", {"CRM_VAR_DIR": str(tmp_path / "var"), "CRM_SECRET_KEY": "test"})
+    yield database, documents_context(settings, database)
+    database.dispose()
+
+
+def render(documents, envelope: Envelope) -> list[Envelope]:
+    """The documents worker's handling of one event, and the document.rendered it emitted."""
+    database, ctx = documents
+    before = len(events(database, "document.rendered"))
+    assert run_handler(database, DOCUMENT_HANDLERS, envelope, ctx)
+    return events(database, "document.rendered")[before:]
+
+
+def test_the_timeline_shows_the_delivery_note_and_receivables_plan_pdfs(contracts_db, documents):
+    contract_id = confirmed_contract(contracts_db, notify_departments=())
+    with contracts_db.session() as session:
+        note = deliveries.create(session, session.get(Contract, contract_id), lines=None, ship_date=None,
+                                 address=None, created_by="u-1")
+        note_number = note.number
+    plan(contracts_db, contract_id)
+    rendered = {}
+    for type_ in ("contract.confirmed", "delivery.created", "receivables.planned"):
+        [event] = events(contracts_db, type_)
+        [rendered[type_]] = render(documents, event)
+    assert [rendered[t].data["kind"] for t in rendered] == ["contract", "delivery_note", "receivables_plan"]
+
+    for type_ in ("delivery.created", "receivables.planned", "contract.confirmed", "delivery.created"):
+        assert record(contracts_db, rendered[type_])  # the last one a redelivered copy
+    summaries = [summary for kind, summary in timeline(contracts_db, contract_id) if kind == "document.rendered"]
+    sizes = {t: rendered[t].data["size"] for t in rendered}
+    assert sorted(summaries) == sorted([
+        f"Contract PDF rendered ({sizes['contract.confirmed']} bytes)",
+        f"Delivery note {note_number} PDF rendered ({sizes['delivery.created']} bytes)",
+        f"Receivables plan PDF rendered ({sizes['receivables.planned']} bytes)"])
+    # Only the contract's own PDF is the contract's document.
+    with contracts_db.session() as session:
+        assert session.get(Contract, contract_id).document_id == rendered["contract.confirmed"].data["document_id"]
+
+
+def test_a_pdf_of_another_contracts_note_or_of_a_quote_writes_nothing(contracts_db):
+    contract_id = confirmed_contract(contracts_db, notify_departments=())
+    note = Envelope(type="document.rendered", source="documents", correlation_id="nope",
+                    data={"kind": "delivery_note", "owner_id": "d-9", "contract_id": "nope", "number": "DN-9"})
+    quote = Envelope(type="document.rendered", source="documents", correlation_id="q-1",
+                     data={"kind": "quote", "owner_id": "q-1", "quote_id": "q-1", "number": "BJ-1"})
+    odd = Envelope(type="document.rendered", source="documents", correlation_id=contract_id,
+                   data={"kind": ["delivery_note"], "owner_id": "d-9", "contract_id": contract_id})
+    assert not record(contracts_db, note) and not record(contracts_db, quote) and not record(contracts_db, odd)
+    assert [kind for kind, _ in timeline(contracts_db, contract_id)] == ["contract.created", "contract.confirmed"]
