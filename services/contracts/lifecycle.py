@@ -168,7 +168,12 @@ def cancel(session: Session, contract: Contract, reason: str | None = None) -> N
     contract.cancelled_at = utcnow()
     event = emit(session, SOURCE, "contract.cancelled", {
         "contract_id": contract.id, "number": contract.number, "was_confirmed": was_confirmed,
-        "owner_id": contract.owner_id, "reason": reason}, correlation_id=contract.id)
+        "owner_id": contract.owner_id, "reason": reason,
+        # What notifications needs to tell the departments it had notified, without calling back.
+        "customer_name": (contract.customer_snapshot or {}).get("name"),
+        "delivery_date": contract.delivery_date.isoformat() if contract.delivery_date else None,
+        "notify_departments": contract.notify_departments, "lines": [line_payload(l) for l in contract.lines],
+        "company_language": load_settings(session)["company"]["language"]}, correlation_id=contract.id)
     if not was_confirmed:
         contract.stock_status = "released" if contract.stock_status != "pending" else contract.stock_status
     add_timeline(session, contract.id, event.id, "contract.cancelled", f"Contract {contract.number} cancelled",

@@ -69,8 +69,9 @@ class SupplyRequest(Base):
     contract_id: Mapped[str] = mapped_column(String(36))
     product_code: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[Decimal] = mapped_column(QTY)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open, cancelled (its contract was)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (Index("ix_supply_requests_contract", "contract_id", "status"),)
 
 
 TABLES = [Product.__table__, StockMove.__table__, Reservation.__table__, SupplyRequest.__table__]

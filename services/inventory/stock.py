@@ -159,6 +159,10 @@ _LOCK_PRODUCTS = (select(_PRODUCTS.c.code, _PRODUCTS.c.on_hand, _PRODUCTS.c.rese
                   .order_by(_PRODUCTS.c.code).with_for_update())
 _DESCRIBE_PRODUCTS = (select(_PRODUCTS.c.code, _PRODUCTS.c.name, _PRODUCTS.c.unit)
                       .where(_PRODUCTS.c.code.in_(bindparam("codes", expanding=True))))
+_REQUESTS = SupplyRequest.__table__
+# A cancelled contract's open production and procurement requests are off too.
+_CANCEL_REQUESTS = (update(_REQUESTS).where(_REQUESTS.c.contract_id == bindparam("cid"), _REQUESTS.c.status == "open")
+                    .values(status="cancelled").returning(_REQUESTS.c.id))
 _ANY_RESERVATION = (select(Reservation.__table__.c.id)
                     .where(Reservation.__table__.c.contract_id == bindparam("cid")).limit(1))
 _INSERT_MOVES = StockMove.__table__.insert()
@@ -191,8 +195,9 @@ def release_contract(session: Session, contract_id: str, correlation_id: str) ->
                                   reason="contract cancelled", contract_id=contract_id))
         r.status = "released"
         released.append({"line_no": r.line_no, "product_code": r.product_code, "released": qty_str(held)})
-    emit(session, SOURCE, "stock.released", {"contract_id": contract_id, "lines": released},
-         correlation_id=correlation_id)
+    cancelled = sorted(session.execute(_CANCEL_REQUESTS, {"cid": contract_id}).scalars())
+    emit(session, SOURCE, "stock.released", {"contract_id": contract_id, "lines": released,
+                                             "cancelled_requests": cancelled}, correlation_id=correlation_id)
 
 
 def ship(session: Session, data: dict, correlation_id: str) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from crmkit.db import insert_ignore, row_values
 from crmkit.messaging.outbox import emit, emit_department
 from crmkit.timeutil import iso, utcnow
-from services.notifications.models import DepartmentMessage
+from services.notifications.models import CancelledContract, DepartmentMessage
 from services.notifications.rules import DEPARTMENTS
 
 SOURCE = "notifications"
@@ -49,3 +50,28 @@ def queue_body(message: DepartmentMessage) -> dict:
     if message.recipient_id:
         body["recipient_id"] = message.recipient_id
     return body
+
+
+def told_about(session: Session, contract_id: str) -> dict[str, list[dict]]:
+    """department -> the messages it got about the contract, oldest first; a salesperson's own ones are not counted."""
+    told: dict[str, list[dict]] = {}
+    for row in session.execute(_TOLD, {"cid": contract_id}).mappings():
+        told.setdefault(row["department"], []).append(dict(row))
+    return told
+
+
+def mark_cancelled(session: Session, contract_id: str) -> None:
+    insert_ignore(session, CancelledContract.__table__, {"contract_id": contract_id, "cancelled_at": utcnow()})
+
+
+def is_cancelled(session: Session, contract_id: str | None) -> bool:
+    return bool(contract_id) and session.execute(_CANCELLED, {"cid": contract_id}).first() is not None
+
+
+_MESSAGES = DepartmentMessage.__table__
+_TOLD = (select(_MESSAGES.c.department, _MESSAGES.c.reason, _MESSAGES.c.contract, _MESSAGES.c.lines)
+         .where(_MESSAGES.c.contract_id == bindparam("cid"), _MESSAGES.c.recipient_id.is_(None),
+                _MESSAGES.c.reason != "contract_cancelled")
+         .order_by(_MESSAGES.c.occurred_at, _MESSAGES.c.id))
+_CANCELLED = select(CancelledContract.__table__.c.contract_id).where(
+    CancelledContract.__table__.c.contract_id == bindparam("cid"))

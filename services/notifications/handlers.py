@@ -68,13 +68,18 @@ def _items(lines: list[dict]) -> list[tuple[str, str]]:
 
 
 def _post(session, envelope, department: str, reason: str, contract: dict, lines: list, recipient_id=None,
-          **facts):
+          source_key: str | None = None, **facts):
     text = department_text(reason, _language(envelope), department, number=contract.get("number"),
                            customer=contract.get("customer_name"), delivery_date=contract.get("delivery_date"),
                            **facts)
     departments.post(session, department=department, type=envelope.type, reason=reason,
-                     text=text, contract=contract, lines=lines, source_key=envelope.id, occurred_at=_at(envelope),
-                     recipient_id=recipient_id, correlation_id=envelope.correlation_id)
+                     text=text, contract=contract, lines=lines, source_key=source_key or envelope.id,
+                     occurred_at=_at(envelope), recipient_id=recipient_id, correlation_id=envelope.correlation_id)
+
+
+def _cancelled(session, data: dict) -> bool:
+    """True when the contract was announced cancelled: a request to act on it that arrives later is dropped."""
+    return departments.is_cancelled(session, data.get("contract_id") or _dict(data.get("contract")).get("id"))
 
 
 # --- departments -----------------------------------------------------------------------------------------------
@@ -85,6 +90,8 @@ def contract_confirmed(envelope, session, ctx):
     contract = _contract(data)
     lines = _lines(data)
     ticked = [d for d in dict.fromkeys(data.get("notify_departments") or []) if d in DEPARTMENTS]
+    if ticked and _cancelled(session, data):
+        ticked = []  # the cancellation overtook it: nobody was told, so nobody is to be told it is off
     for department in ticked:
         _post(session, envelope, department, "contract_confirmed", contract, lines)
     if data.get("send_to_customer"):
@@ -101,6 +108,8 @@ def procurement_requested(envelope, session, ctx):
 
 def _supply_requested(session, envelope, department: str):
     data = envelope.data
+    if _cancelled(session, data):
+        return
     lines = [{"product_code": data.get("product_code"), "name": data.get("product_name") or data.get("name"),
               "unit": data.get("unit"), "quantity": data.get("quantity")}]
     _post(session, envelope, department, "shortage", _contract(data), lines, items=_items_text(envelope, lines))
@@ -132,6 +141,8 @@ def delivery_shipped(envelope, session, ctx):
 
 def _delivery(session, envelope, reason: str):
     data = envelope.data
+    if reason == "delivery_created" and _cancelled(session, data):
+        return
     contract = _contract(data, number_is_contracts=False)
     delivery_number = data.get("delivery_number") or (data.get("number") if data.get("number") != contract["number"]
                                                       else None)
@@ -142,6 +153,8 @@ def _delivery(session, envelope, reason: str):
 def receivables_planned(envelope, session, ctx):
     """Finance is told, and so is the salesperson whose customer it is (SPEC §4), as for paid and overdue."""
     data = envelope.data
+    if _cancelled(session, data):
+        return
     plan = data.get("installments") or data.get("receivables") or []
     lines = [{k: item.get(k) for k in ("seq", "label", "amount", "due_date")}
              for item in plan if isinstance(item, dict)]
@@ -174,6 +187,32 @@ def _receivable(session, envelope, reason: str, data_amount: tuple):
     _post(session, envelope, "finance", reason, contract, [line], **facts)
     if data.get("owner_id"):
         _post(session, envelope, "sales", reason, contract, [line], recipient_id=data["owner_id"], **facts)
+
+
+def contract_cancelled(envelope, session, ctx):
+    """Each department told about the contract hears, once, that it is cancelled; the others hear nothing."""
+    data = envelope.data
+    contract_id = data.get("contract_id")
+    if not contract_id:
+        raise Skip()
+    departments.mark_cancelled(session, contract_id)
+    for department, earlier in departments.told_about(session, contract_id).items():
+        _post(session, envelope, department, "contract_cancelled", _cancelled_ref(data, earlier[0]["contract"]),
+              _lines(data) or _goods_told(earlier), source_key=f"contract.cancelled:{contract_id}")
+
+
+def _cancelled_ref(data: dict, earlier: dict | None) -> dict:
+    """The contract as the event names it; what an older event left out, as the department was told it."""
+    ref, earlier = _contract(data), _dict(earlier)
+    return {key: value if value is not None else earlier.get(key) for key, value in ref.items()}
+
+
+def _goods_told(earlier: list[dict]) -> list:
+    """The goods lines a department was told about (a contract.cancelled without its lines)."""
+    confirmed = [m["lines"] for m in earlier if m["reason"] == "contract_confirmed"]
+    if confirmed:
+        return confirmed[0]
+    return [line for m in earlier if m["reason"] in ("shortage", "delivery_created") for line in m["lines"] or []]
 
 
 def recurring_failed(envelope, session, ctx):
@@ -236,6 +275,7 @@ def document_rendered(envelope, session, ctx):
 
 HANDLERS = {
     "contract.confirmed": contract_confirmed,
+    "contract.cancelled": contract_cancelled,
     "production.requested": production_requested,
     "procurement.requested": procurement_requested,
     "stock.shortage": stock_shortage,

@@ -84,7 +84,16 @@ class DepartmentMessage(Base):
     acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acked_by: Mapped[str | None] = mapped_column(String(36))
     __table_args__ = (Index("ix_department_messages_inbox", "department", "acked_at", "occurred_at"),
-                      Index("ix_department_messages_recipient", "department", "recipient_id", "occurred_at"))
+                      Index("ix_department_messages_recipient", "department", "recipient_id", "occurred_at"),
+                      # who was told about a contract, read when it is cancelled
+                      Index("ix_department_messages_contract", "contract_id"))
 
 
-TABLES = [Email.__table__, KnownDocument.__table__, DepartmentMessage.__table__]
+class CancelledContract(Base):
+    """A contract announced cancelled: a request to act on it that arrives later is not passed on."""
+    __tablename__ = "notif_cancelled_contracts"
+    contract_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    cancelled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+TABLES = [Email.__table__, KnownDocument.__table__, DepartmentMessage.__table__, CancelledContract.__table__]

@@ -34,6 +34,16 @@ ACTIONS = {
            "sales": "please follow up."},
 }
 
+# What a department stops doing when a contract it was told about is cancelled.
+STOP_ACTIONS = {
+    "zh-CN": {"production": "请停止为其安排的生产。", "procurement": "请停止为其安排的采购。",
+              "warehouse": "请停止备货与出库。", "finance": "请停止开票与收款。", "sales": "请知悉。"},
+    "en": {"production": "please stop the production scheduled for it.",
+           "procurement": "please stop the purchase arranged for it.",
+           "warehouse": "please stop preparing and shipping its goods.",
+           "finance": "please stop its invoicing and collection.", "sales": "for your information."},
+}
+
 DOCUMENT_NAMES = {"zh-CN": {"contract": "合同", "quote": "报价单"}, "en": {"contract": "contract", "quote": "quotation"}}
 
 TEMPLATES = {
@@ -48,6 +58,7 @@ TEMPLATES = {
         "receivable_overdue": "合同 {number}{customer}第 {seq} 期（{label}）{amount} 已于 {due_date} 到期未付，请催收。",
         "email_failed": "{document} {number} 发送给 {to} 的邮件失败：{error}。请核对地址后重新发送。",
         "recurring_failed": "定期合同（源合同 {number}）生成失败：{error}。",
+        "contract_cancelled": "合同 {number}{customer}已取消（原交货日期 {delivery_date}），{stop_action}",
     },
     "en": {
         "contract_confirmed": "Contract {number}{customer} has been confirmed with delivery on {delivery_date}; "
@@ -67,6 +78,8 @@ TEMPLATES = {
         "email_failed": "The email of {document} {number} to {to} failed: {error}. Please check the address and "
                         "send it again.",
         "recurring_failed": "A recurring contract from contract {number} could not be generated: {error}.",
+        "contract_cancelled": "Contract {number}{customer} has been cancelled (delivery date: {delivery_date}); "
+                              "{stop_action}",
     },
 }
 REASONS = tuple(TEMPLATES["en"])
@@ -106,6 +119,7 @@ def department_text(reason: str, language: str, department: str = "sales", **fac
         if facts.get(key) in (None, ""):
             values[key] = unknown["date"]
     values["action"] = ACTIONS[language].get(department, ACTIONS[language]["sales"])
+    values["stop_action"] = STOP_ACTIONS[language].get(department, STOP_ACTIONS[language]["sales"])
     values["document"] = DOCUMENT_NAMES[language].get(facts.get("document") or "contract", facts.get("document"))
     template = TEMPLATES[language][reason]
     return template.format_map(_Defaults(values, unknown["value"]))

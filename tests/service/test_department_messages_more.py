@@ -23,7 +23,7 @@ from services.contracts.fulfilment_models import TABLES as FULFILMENT_TABLES
 from services.contracts.fulfilment_models import Receivable
 from services.contracts.handlers import HANDLERS as CONTRACT_HANDLERS
 from services.contracts.models import TABLES as CONTRACT_TABLES
-from services.contracts.models import Contract, Customer, TimelineEntry, User
+from services.contracts.models import Contract, Customer, SettingsRow, TimelineEntry, User
 from services.contracts.settings_store import merged_settings
 from services.inventory.handlers import HANDLERS as INVENTORY_HANDLERS
 from services.inventory.models import TABLES as INVENTORY_TABLES
@@ -31,7 +31,7 @@ from services.documents.handlers import HANDLERS as DOCUMENT_HANDLERS
 from services.documents.handlers import make_context as documents_context
 from services.documents.models import TABLES as DOCUMENT_TABLES
 from services.inventory import stock as inventory_stock
-from services.inventory.models import Product
+from services.inventory.models import Product, SupplyRequest
 from services.notifications.handlers import HANDLERS as NOTIFICATION_HANDLERS
 from services.notifications.models import TABLES as NOTIFICATION_TABLES
 from support.handlers import run_handler
@@ -362,3 +362,84 @@ def test_a_pdf_of_another_contracts_note_or_of_a_quote_writes_nothing(contracts_
                    data={"kind": ["delivery_note"], "owner_id": "d-9", "contract_id": contract_id})
     assert not record(contracts_db, note) and not record(contracts_db, quote) and not record(contracts_db, odd)
     assert [kind for kind, _ in timeline(contracts_db, contract_id)] == ["contract.created", "contract.confirmed"]
+
+
+# --- 4. a cancelled contract is called off with the departments that were told to act on it -------------------
+
+def cancel(db: Database, contract_id: str) -> Envelope:
+    with db.session() as session:
+        lifecycle.cancel(session, session.get(Contract, contract_id))
+    [cancelled] = events(db, "contract.cancelled")
+    return cancelled
+
+
+def test_cancelling_tells_each_department_that_was_told_to_act_once(contracts_db, inventory_db, notifications_db):
+    contract_id = confirmed_contract(contracts_db, notify_departments=("warehouse", "finance"))
+    [confirmed] = events(contracts_db, "contract.confirmed")
+    assert stock(inventory_db, confirmed)
+    [request] = events(inventory_db, "production.requested")
+    assert notify(notifications_db, confirmed) and notify(notifications_db, request)
+    told = len(department_messages(notifications_db))
+
+    cancelled = cancel(contracts_db, contract_id)
+    assert cancelled.data["notify_departments"] == ["warehouse", "finance"]
+    assert (cancelled.data["customer_name"], cancelled.data["delivery_date"], cancelled.data["company_language"]) \
+        == ("杭州明远机械有限公司", "2026-12-20", "zh-CN")
+    assert notify(notifications_db, cancelled)
+    assert notify(notifications_db, cancelled)  # a redelivered copy tells nobody twice
+    calls = department_messages(notifications_db)[told:]
+    assert sorted(m["department"] for m in calls) == ["finance", "production", "warehouse"]
+    number = confirmed.data["number"]
+    for message in calls:
+        assert (message["type"], message["reason"]) == ("contract.cancelled", "contract_cancelled")
+        assert message["contract"] == {"id": contract_id, "number": number, "customer_name": "杭州明远机械有限公司",
+                                       "delivery_date": "2026-12-20"}
+        assert [(l["product_code"], l["name"], l["unit"], l["quantity"]) for l in message["lines"]] == [
+            ("BOLT-M8", "六角螺栓 M8", "件", "4")]
+    texts = {m["department"]: m["text"] for m in calls}
+    assert texts["production"] == f"合同 {number}（杭州明远机械有限公司）已取消（原交货日期 2026-12-20），请停止为其安排的生产。"
+    assert texts["warehouse"].endswith("请停止备货与出库。") and texts["finance"].endswith("请停止开票与收款。")
+    notified = [e.data for e in events(notifications_db, "department.notified")][told:]
+    assert sorted((d["department"], d["reason"]) for d in notified) == [
+        ("finance", "contract_cancelled"), ("production", "contract_cancelled"), ("warehouse", "contract_cancelled")]
+
+    # Inventory: the stock goes back and the contract's open production request is off.
+    assert stock(inventory_db, cancelled)
+    [released] = events(inventory_db, "stock.released")
+    assert released.data["cancelled_requests"] == [request.data["request_id"]]
+    with inventory_db.session() as session:
+        assert session.get(SupplyRequest, request.data["request_id"]).status == "cancelled"
+
+
+def test_a_department_never_told_about_the_contract_hears_nothing_of_its_cancellation(contracts_db, inventory_db,
+                                                                                     notifications_db):
+    english = merged_settings({"company": {"name": "Hengda", "language": "en"}})
+    contract_id = confirmed_contract(contracts_db, notify_departments=("warehouse",), settings=english)
+    [confirmed] = events(contracts_db, "contract.confirmed")
+    assert stock(inventory_db, confirmed)
+    [request] = events(inventory_db, "production.requested")
+    assert notify(notifications_db, confirmed)
+    with contracts_db.session() as session:
+        session.add(SettingsRow(key="company", value={"company": {"language": "en"}}))  # read by the cancellation
+    cancelled = cancel(contracts_db, contract_id)
+    assert notify(notifications_db, cancelled)
+    # Inventory's production request arrives after the cancellation: production is neither asked nor called off.
+    assert notify(notifications_db, request)
+    posted = department_messages(notifications_db)
+    assert [(m["department"], m["reason"]) for m in posted] == [("warehouse", "contract_confirmed"),
+                                                                 ("warehouse", "contract_cancelled")]
+    assert posted[1]["text"] == (f"Contract {confirmed.data['number']} (杭州明远机械有限公司) has been cancelled "
+                                 "(delivery date: 2026-12-20); please stop preparing and shipping its goods.")
+
+
+def test_a_draft_cancelled_tells_nobody(contracts_db, notifications_db):
+    with contracts_db.session() as session:
+        customer = session.get(Customer, "c-1")
+        lines = lifecycle.build_lines([{"product_code": "BOLT-M8", "quantity": D("4")}], PRODUCTS)
+        draft = lifecycle.create(session, customer=customer, lines=lines, created_by="u-1",
+                                 notify_departments=["warehouse"], settings=SETTINGS)
+        draft_id = draft.id
+    cancelled = cancel(contracts_db, draft_id)
+    assert cancelled.data["was_confirmed"] is False
+    assert notify(notifications_db, cancelled)
+    assert department_messages(notifications_db) == []
