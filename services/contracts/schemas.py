@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from crmkit.fields import Money, Quantity, Rate, Text, UtcDateTime
 from crmkit.messaging.topology import DEPARTMENT_NAMES
 from crmkit.web.auth import ROLES
+from services.contracts.fulfilment_schemas import MAX_INSTALLMENTS, InstallmentIn
 
 LANGUAGES = ["zh-CN", "en"]
 DEPARTMENTS = list(DEPARTMENT_NAMES)
@@ -61,33 +62,47 @@ class UserOut(Schema):
     created_at = UtcDateTime()
 
 
+# No load_default in the two settings schemas: a key a PUT leaves out keeps its stored value (settings_store), so it
+# must stay absent from the loaded data; the defaults of a fresh system are settings_store.DEFAULTS.
 class CompanySchema(Schema):
-    name = Text(200, load_default="")
-    address = Text(500, load_default="")
-    phone = Text(64, load_default="")
-    tax_id = Text(64, load_default="")
-    bank_account = Text(200, load_default="")
-    language = fields.String(load_default="zh-CN", validate=validate.OneOf(LANGUAGES))
-    terms = Text(4000, load_default="")
-    footer = Text(500, load_default="")
-    email = SingleEmail(load_default=None, allow_none=True)
+    name = Text(200)
+    address = Text(500)
+    phone = Text(64)
+    tax_id = Text(64)
+    bank_account = Text(200)
+    language = fields.String(validate=validate.OneOf(LANGUAGES))
+    terms = Text(4000)
+    footer = Text(500)
+    email = SingleEmail(allow_none=True)
 
 
-class InstallmentTermSchema(Schema):
-    label = Text(100, required=True, min_length=1)
-    percent = fields.Decimal(as_string=True, places=2, validate=validate.Range(min=0, max=100, min_inclusive=False))
-    amount = Money(minimum=None)
-    due_date = fields.Date()
-    due_days_after = fields.Dict()
+class InstallmentTerms(fields.List):
+    """default_installments: checked as a receivables plan's installments are, kept in their JSON shape."""
+
+    def __init__(self, **kwargs):
+        super().__init__(fields.Nested(InstallmentIn), validate=validate.Length(max=MAX_INSTALLMENTS), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        # Refused when written (422 naming default_installments.0.percent), not at the plan that would use them.
+        return InstallmentIn(many=True).dump(super()._deserialize(value, attr, data, **kwargs))
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value  # stored as loaded above; older rows are shown as they are, and checked again by the plan
 
 
 class SettingsSchema(Schema):
-    company = fields.Nested(CompanySchema, load_default=lambda: CompanySchema().load({}))
-    shortage_policy = fields.String(load_default="notify_production",
-                                    validate=validate.OneOf(["notify_production", "warn_sales"]))
-    default_payment_terms = Text(1000, load_default="")
-    default_notify_departments = fields.List(fields.String(validate=validate.OneOf(DEPARTMENTS)), load_default=list)
-    default_installments = fields.List(fields.Dict(), load_default=list)
+    """The company settings, in and out; a PUT's absent keys keep their values (settings_store.update_settings)."""
+
+    class Meta:
+        description = ("PUT changes only what it is given: a top-level key left out, or a key left out of `company`, "
+                       "keeps its current value; a key given (an empty list or string too) replaces it. "
+                       "`default_installments` take the rules of a receivables plan's installments.")
+
+    company = fields.Nested(CompanySchema)
+    shortage_policy = fields.String(validate=validate.OneOf(["notify_production", "warn_sales"]))
+    default_payment_terms = Text(1000)
+    default_notify_departments = fields.List(fields.String(validate=validate.OneOf(DEPARTMENTS)))
+    default_installments = InstallmentTerms()
 
 
 class CustomerIn(Schema):

@@ -6,6 +6,7 @@ import copy
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmkit.db import insert_ignore
 from services.contracts.models import SettingsRow
 
 DEFAULTS = {
@@ -39,10 +40,14 @@ def merged_settings(stored: dict | None) -> dict:
 SETTINGS_COLUMN = select(SettingsRow.value).where(SettingsRow.key == "company").scalar_subquery().label("settings")
 
 
-def save_settings(session: Session, value: dict) -> dict:
-    row = session.get(SettingsRow, "company", with_for_update=True)
-    if row is None:
-        session.add(SettingsRow(key="company", value=value))
-    else:
-        row.value = value
-    return load_settings(session) if row is not None else {**copy.deepcopy(DEFAULTS), **value}
+def update_settings(session: Session, changes: dict) -> dict:
+    """Apply a PUT: each key given replaces its value (inside `company` too); a key left out keeps its own."""
+    # The row exists and is locked before it is read, so two admins' PUTs of different keys both keep theirs.
+    insert_ignore(session, SettingsRow.__table__, {"key": "company", "value": {}})
+    row = session.get(SettingsRow, "company", with_for_update=True, populate_existing=True)
+    stored = copy.deepcopy(row.value or {})
+    stored.update({key: value for key, value in changes.items() if key != "company"})
+    if "company" in changes:
+        stored["company"] = {**(stored.get("company") or {}), **changes["company"]}
+    row.value = stored  # a new object: the JSON column sees the change
+    return merged_settings(stored)

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app
 from crmkit.web.auth import caller
 from crmkit.web.requests import load
 from services.contracts.schemas import SettingsSchema
-from services.contracts.settings_store import load_settings, save_settings
+from services.contracts.settings_store import load_settings, update_settings
 
 bp = Blueprint("settings", __name__, url_prefix="/api/v1/settings")
 schema = SettingsSchema()
@@ -21,6 +21,6 @@ def get_settings():
 @bp.put("")
 def put_settings():
     caller().require("admin")
-    data = load(schema)
+    data = load(schema)  # only the keys the body has: the others keep their values
     with current_app.extensions["crm_db"].session() as session:
-        return schema.dump(save_settings(session, schema.dump(data)))
+        return schema.dump(update_settings(session, schema.dump(data)))
