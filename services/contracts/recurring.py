@@ -42,10 +42,13 @@ def pause(row: RecurringSchedule, today: date) -> None:
         row.status, row.paused_on = "paused", today
 
 
-def resume(row: RecurringSchedule, today: date) -> None:
+def resume(row: RecurringSchedule, today: date, source: Contract | None = None) -> None:
     """paused → active; periods dated while it was paused are skipped, not generated late."""
     if row.status == "ended":
         raise Conflict("The schedule has ended.", {"status": ["Is ended."]})
+    if source is not None and source.status == "cancelled":
+        raise Conflict(f"The source contract {source.number} is cancelled: there is nothing to repeat.",
+                       {"source_contract_id": ["The contract is cancelled."]})
     if row.status != "paused":
         return
     row.status, row.paused_on, paused_on = "active", None, row.paused_on
@@ -61,9 +64,17 @@ def advance(row: RecurringSchedule, after: date | None) -> None:
         row.status = "ended"
 
 
+class SourceCancelled(Exception):
+    """The source contract was cancelled after the schedule was made: no period is generated from it any more."""
+
+
 def generate(session: Session, row: RecurringSchedule, run_on: date) -> Contract:
     """The period's contract, a copy of the source's lines and prices, and the run row that makes it unique."""
-    source = session.get(Contract, row.source_contract_id)
+    # FOR SHARE: a cancel of the source waits for this period's commit, or this one sees it cancelled.
+    source = session.get(Contract, row.source_contract_id, with_for_update={"read": True})
+    if source.status == "cancelled":
+        # Raised before anything is written; the scheduler reports it, and report_failure pauses the schedule.
+        raise SourceCancelled(f"the source contract {source.number} is cancelled; the schedule is paused")
     customer = session.get(Customer, source.customer_id)
     if customer is None:
         raise LookupError(f"the customer {source.customer_id} of the source contract is gone")
@@ -93,13 +104,15 @@ def generate(session: Session, row: RecurringSchedule, run_on: date) -> Contract
 
 
 def report_failure(session: Session, row: RecurringSchedule, run_on: date, error: str) -> bool:
-    """Keep the schedule active (the next run retries); tell the salesperson once per failing period."""
+    """Keep the schedule active for the next run (paused if its source is cancelled); tell the salesperson once."""
     row.last_error = error[:2000]
+    source = session.get(Contract, row.source_contract_id)
+    if source is not None and source.status == "cancelled":
+        pause_for_cancelled_source(row, source)
     if row.failed_run_on == run_on:
         return False
     row.failed_run_on = run_on
     owner = session.get(User, row.owner_id)
-    source = session.get(Contract, row.source_contract_id)
     event = emit(session, lifecycle.SOURCE, "recurring.failed", {
         "schedule_id": row.id, "run_on": run_on.isoformat(), "source_contract_id": row.source_contract_id,
         "contract_id": row.source_contract_id, "contract_number": source.number if source else None,
@@ -112,6 +125,17 @@ def report_failure(session: Session, row: RecurringSchedule, run_on: date, error
         lifecycle.add_timeline(session, source.id, event.id, "recurring.failed",
                                f"The contract for {run_on.isoformat()} could not be generated: {error}"[:500])
     return True
+
+
+def pause_for_cancelled_source(row: RecurringSchedule, source: Contract) -> None:
+    """Pause a schedule whose source is cancelled, saying why in last_error (shown with the schedule)."""
+    # A retry cannot help, unlike other failures: paused, it leaves the scheduler's due list, and resume refuses
+    # while the source stays cancelled.
+    if row.status == "active":
+        row.status, row.paused_on = "paused", utcnow().date()
+    if row.status == "paused":
+        row.last_error = (f"Paused: the source contract {source.number} was cancelled; no contract is generated "
+                          "from it.")
 
 
 def _delivery(source: Contract, run_on: date) -> date | None:

@@ -14,6 +14,7 @@ from services.contracts import recurring
 from services.contracts.access import contract_for, own_filter, require_reader
 from services.contracts.fulfilment_models import RecurringSchedule
 from services.contracts.fulfilment_schemas import RecurringIn, RecurringOut, RecurringQuery
+from services.contracts.models import Contract
 
 bp = Blueprint("recurring", __name__, url_prefix="/api/v1/recurring-contracts")
 out = RecurringOut()
@@ -89,5 +90,5 @@ def resume_schedule(schedule_id):
     _writer()
     with _db().session() as session:
         row = _schedule(session, schedule_id, lock=True)
-        recurring.resume(row, utcnow().date())
+        recurring.resume(row, utcnow().date(), session.get(Contract, row.source_contract_id))
         return out.dump(row)
