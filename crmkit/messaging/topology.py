@@ -45,7 +45,7 @@ CONSUMES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "notifications": {
         "crm.notifications.outgoing": (
-            "contract.confirmed", "document.rendered", "stock.shortage", "production.requested",
+            "contract.confirmed", "contract.cancelled", "document.rendered", "stock.shortage", "production.requested",
             "procurement.requested", "delivery.created", "delivery.shipped", "receivables.planned",
             "receivable.paid", "receivable.overdue", "email.requested", "quote.sent", "recurring.failed",
         ),

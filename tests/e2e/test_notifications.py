@@ -291,6 +291,24 @@ def run_notifications(api, smtp, backdoor):
     assert bob.post(f"/api/v1/departments/sales/notifications/{warning[0]['id']}/ack").status_code == 404
     assert inbox(production, "production")["total"] == 1
 
+    # Cancelling tells each department that was asked to act on the contract, once, and no other.
+    assert alice.post(f"/api/v1/contracts/{contract['id']}/cancel").status_code == 200
+    assert alice.post(f"/api/v1/contracts/{short['id']}/cancel").status_code == 200
+
+    def cancellations(client, department):
+        return [m for m in inbox(client, department)["items"] if m["reason"] == "contract_cancelled"]
+
+    told = wait_for(lambda: cancellations(warehouse, "warehouse"), message="the warehouse told of the cancellation")
+    assert told[0]["type"] == "contract.cancelled" and told[0]["contract"]["number"] == number
+    assert told[0]["text"] == f"合同 {number}（{customer['name']}）已取消（原交货日期 2026-12-20），请停止备货与出库。"
+    wait_for(lambda: cancellations(finance, "finance"), message="finance told of the cancellation")
+    stopped = wait_for(lambda: cancellations(production, "production"), message="production told to stop")
+    assert stopped[0]["contract"]["number"] == short["number"]
+    queued = wait_for(lambda: backdoor.get("crm.department.warehouse"), message="the cancellation on the queue")
+    assert (queued["reason"], queued["contract"]["id"]) == ("contract_cancelled", contract["id"])
+    assert [len(cancellations(c, d)) for c, d in ((warehouse, "warehouse"), (finance, "finance"),
+                                                   (production, "production"))] == [1, 1, 1]
+
 
 def alice_id(api) -> str:
     return api.get("/api/v1/users/me").json["id"]
