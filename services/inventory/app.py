@@ -27,7 +27,7 @@ def _db():
 
 def dump(product: Product) -> dict:
     return product_out.dump({**{c: getattr(product, c) for c in ("code", "name", "unit", "unit_price", "currency",
-                                                                  "tax_rate", "on_hand", "reserved")},
+                                                                  "tax_rate", "replenished_by", "on_hand", "reserved")},
                              "available": product.on_hand - product.reserved})
 
 

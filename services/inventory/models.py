@@ -22,6 +22,8 @@ class Product(Base):
     unit_price: Mapped[Decimal] = mapped_column(MONEY)
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(6, 4))
+    # Who is asked for more when a contract is short of it: made in house, or bought in (a distributor's goods).
+    replenished_by: Mapped[str] = mapped_column(String(16), default="production", server_default="production")
     # Counters kept right by conditional updates under a row lock, so no query sums the ledger.
     on_hand: Mapped[Decimal] = mapped_column(QTY, default=Decimal(0))
     reserved: Mapped[Decimal] = mapped_column(QTY, default=Decimal(0))

@@ -10,6 +10,10 @@ from crmkit.fields import Money, Quantity, Rate, Signed, Text
 CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$", error="Letters, digits, '.', '_' or '-', at most 64.")
 
 
+# The department asked for more of a product when a contract is short of it (under notify_production).
+REPLENISHED_BY = ("production", "procurement")
+
+
 class ProductIn(Schema):
     code = fields.String(required=True, validate=CODE)
     name = Text(200, required=True, min_length=1)
@@ -17,6 +21,7 @@ class ProductIn(Schema):
     unit_price = Money(required=True)
     currency = fields.String(load_default="CNY", validate=validate.OneOf(["CNY", "USD", "EUR", "HKD", "JPY"]))
     tax_rate = Rate(load_default=Decimal("0.13"))
+    replenished_by = fields.String(load_default="production", validate=validate.OneOf(REPLENISHED_BY))
     # No on_hand: stock only arrives through POST /products/{code}/stock, which writes the stock ledger.
 
 
@@ -27,6 +32,7 @@ class ProductOut(Schema):
     unit_price = Money()
     currency = fields.String()
     tax_rate = Rate()
+    replenished_by = fields.String()
     on_hand = Quantity(positive=False)
     reserved = Quantity(positive=False)
     available = Quantity(positive=False)

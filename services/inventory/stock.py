@@ -100,6 +100,7 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
     # The catalogue's name and unit; a code it does not know keeps the contract line's own.
     described = {line["product_code"]: (line.get("name"), line.get("unit")) for line in lines}
     described.update({row.code: (row.name, row.unit) for row in products})
+    replenished_by = {row.code: row.replenished_by for row in products}
     now = utcnow()
     reservations, held, moves = [], {}, []
     for line in lines:
@@ -138,10 +139,12 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
     if policy == "notify_production":
         for r in short:
             name, unit = described[r.product_code]
+            # Goods bought in are asked of procurement; made ones, and codes the catalogue lacks, of production.
+            department = replenished_by.get(r.product_code) or "production"
             request_id = str(uuid.uuid4())
-            session.add(SupplyRequest(id=request_id, department="production", contract_id=contract_id,
+            session.add(SupplyRequest(id=request_id, department=department, contract_id=contract_id,
                                       product_code=r.product_code, quantity=r.requested - r.reserved))
-            emit(session, SOURCE, "production.requested", {
+            emit(session, SOURCE, f"{department}.requested", {
                 "request_id": request_id, "contract_id": contract_id, "number": data.get("number"),
                 "customer_name": customer_name, "delivery_date": data.get("delivery_date"),
                 "product_code": r.product_code, "product_name": name, "name": name, "unit": unit,
@@ -154,7 +157,7 @@ _PRODUCTS = Product.__table__
 _ADD_RESERVED = (update(_PRODUCTS).where(_PRODUCTS.c.code == bindparam("b_code"))
                  .values(reserved=_PRODUCTS.c.reserved + bindparam("b_qty")))
 _LOCK_PRODUCTS = (select(_PRODUCTS.c.code, _PRODUCTS.c.on_hand, _PRODUCTS.c.reserved, _PRODUCTS.c.name,
-                         _PRODUCTS.c.unit)
+                         _PRODUCTS.c.unit, _PRODUCTS.c.replenished_by)
                   .where(_PRODUCTS.c.code.in_(bindparam("codes", expanding=True)))
                   .order_by(_PRODUCTS.c.code).with_for_update())
 _DESCRIBE_PRODUCTS = (select(_PRODUCTS.c.code, _PRODUCTS.c.name, _PRODUCTS.c.unit)

@@ -278,6 +278,20 @@ def run_notifications(api, smtp, backdoor):
     assert shortage[0]["lines"] == [{"product_code": "GEAR-40", "name": "齿轮 40T", "unit": "件", "quantity": "2"}]
     assert shortage[0]["contract"]["customer_name"] == customer["name"]
 
+    # Goods bought in rather than made: procurement is asked for them, on its own queue.
+    api.product("NUT-M8", stock=0, price="0.50", name="螺母 M8", replenished_by="procurement")
+    procurement = api.user("buyer-1", "department", department="procurement")
+    bought = alice.contract(customer["id"], [("NUT-M8", 200)], delivery_date="2026-12-31")
+    alice.post(f"/api/v1/contracts/{bought['id']}/confirm")
+    asked = wait_for(lambda: inbox(procurement, "procurement")["items"], message="procurement asked to buy")
+    assert (asked[0]["type"], asked[0]["reason"]) == ("procurement.requested", "shortage")
+    assert asked[0]["text"].endswith("缺货：螺母 M8 × 200 件，交货日期 2026-12-31，请安排采购。")
+    queued = wait_for(lambda: backdoor.get("crm.department.procurement"), message="crm.department.procurement")
+    assert (queued["type"], queued["contract"]["number"]) == ("procurement.requested", bought["number"])
+    wait_for(lambda: "procurement.requested" in timeline_types(alice, bought["id"]),
+             message="procurement.requested on the timeline")
+    assert inbox(production, "production")["total"] == 1
+
     # Under warn_sales the salesperson is warned in the sales inbox; only they (and managers) see it.
     settings = api.get("/api/v1/settings").json
     assert api.put("/api/v1/settings", json={**settings, "shortage_policy": "warn_sales"}).status_code == 200

@@ -77,9 +77,9 @@ class Api:
 
     # the seed data most tests need
 
-    def product(self, code: str, stock=0, price="100.00", name=None, tax_rate="0.13", unit="件"):
+    def product(self, code: str, stock=0, price="100.00", name=None, tax_rate="0.13", unit="件", **extra):
         r = self.post("/api/v1/products", json={"code": code, "name": name or f"产品 {code}", "unit": unit,
-                                                "unit_price": price, "tax_rate": tax_rate})
+                                                "unit_price": price, "tax_rate": tax_rate, **extra})
         assert r.status_code == 201, r
         if stock:
             r = self.post(f"/api/v1/products/{code}/stock", json={"delta": str(stock), "reason": "initial stock"})

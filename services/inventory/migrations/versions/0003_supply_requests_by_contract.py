@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-02 10:00:00
+Create Date: 2026-11-27 21:00:00
 """
 from alembic import op
 
