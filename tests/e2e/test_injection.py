@@ -53,7 +53,9 @@ def test_line_breaks_and_several_addresses_in_email_fields_are_refused(embedded)
                                                      "email": bad}), 422, "email")
         assert_error(api.put("/api/v1/settings", json={**settings, "company": {**settings["company"], "email": bad}}),
                      422, "company.email")
-        assert_error(api.post(send, json={"to": bad}), 422, "to.0")
+        # a single address is read as a list of one; a control character is refused before, as the body was sent
+        error = assert_error(api.post(send, json={"to": bad}), 422)
+        assert set(error["fields"]) & {"to", "to.0"}, error
         assert_error(api.post(send, json={"to": ["ok@example.cn", bad]}), 422, "to.1")
         assert_error(api.post(send, json={"cc": [bad]}), 422, "cc.0")
     for subject in ("Contract\r\nBcc: victim@example.com", "Contract\nX-Injected: 1", "Contract\x00"):
