@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from crmkit.fields import Money, Quantity, Text, UtcDateTime, _Decimal
+from crmkit.fields import Date, Money, Quantity, Text, UtcDateTime, _Decimal
 from services.contracts.fulfilment_rules import RECEIVABLE_STATUSES
 from services.contracts.schedule import DUE_EVENTS, INTERVALS
 
@@ -26,7 +26,7 @@ class DeliveryLineIn(Schema):
 
 class DeliveryNoteIn(Schema):
     lines = fields.List(fields.Nested(DeliveryLineIn), validate=validate.Length(min=1, max=MAX_LINES))
-    ship_date = fields.Date(load_default=None, allow_none=True)
+    ship_date = Date(load_default=None, allow_none=True)
     address = Text(500, load_default=None, allow_none=True)
 
 
@@ -45,7 +45,7 @@ class DeliveryNoteOut(Schema):
     contract_number = fields.String()
     customer_id = fields.String()
     status = fields.String()
-    ship_date = fields.Date(allow_none=True)
+    ship_date = Date(allow_none=True)
     address = fields.String(allow_none=True)
     lines = fields.List(fields.Nested(DeliveryLineOut))
     created_by = fields.String()
@@ -62,7 +62,7 @@ class InstallmentIn(Schema):
     label = Text(100, required=True, min_length=1)
     percent = Percent()
     amount = Money(minimum=Decimal(0), exclusive_minimum=True)
-    due_date = fields.Date()
+    due_date = Date()
     due_days_after = fields.Nested(DueAfter)
 
     @validates_schema
@@ -83,14 +83,14 @@ class PlanIn(Schema):
 
 class PaymentIn(Schema):
     amount = Money(required=True, minimum=Decimal(0), exclusive_minimum=True)
-    paid_on = fields.Date(load_default=None)
+    paid_on = Date(load_default=None)
     reference = Text(200, load_default=None, allow_none=True)
 
 
 class PaymentOut(Schema):
     id = fields.String()
     amount = Money()
-    paid_on = fields.Date()
+    paid_on = Date()
     reference = fields.String(allow_none=True)
     created_by = fields.String()
     created_at = UtcDateTime()
@@ -101,7 +101,7 @@ class ReceivableOut(Schema):
     seq = fields.Integer()
     label = fields.String()
     amount = Money()
-    due_date = fields.Date(allow_none=True)
+    due_date = Date(allow_none=True)
     due_days_after = fields.Dict(allow_none=True)
     paid_amount = Money()
     outstanding = Money()
@@ -125,8 +125,8 @@ class RecurringIn(Schema):
     source_contract_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     interval = fields.String(required=True, validate=validate.OneOf(INTERVALS))
     every = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=120))
-    start_date = fields.Date(required=True)
-    end_date = fields.Date(load_default=None, allow_none=True)
+    start_date = Date(required=True)
+    end_date = Date(load_default=None, allow_none=True)
     auto_confirm = fields.Boolean(load_default=False)
     send_to_customer = fields.Boolean(load_default=False)
 
@@ -137,7 +137,7 @@ class RecurringIn(Schema):
 
 
 class RunOut(Schema):
-    run_on = fields.Date()
+    run_on = Date()
     contract_id = fields.String()
 
 
@@ -147,13 +147,13 @@ class RecurringOut(Schema):
     customer_id = fields.String()
     interval = fields.String()
     every = fields.Integer()
-    start_date = fields.Date()
-    end_date = fields.Date(allow_none=True)
+    start_date = Date()
+    end_date = Date(allow_none=True)
     auto_confirm = fields.Boolean()
     send_to_customer = fields.Boolean()
     status = fields.String()
-    next_run_on = fields.Date(allow_none=True)
-    next_due_on = fields.Date(allow_none=True)
+    next_run_on = Date(allow_none=True)
+    next_due_on = Date(allow_none=True)
     last_error = fields.String(allow_none=True)
     runs = fields.List(fields.Nested(RunOut))
     created_by = fields.String()
@@ -168,4 +168,4 @@ class RecurringQuery(Schema):
 
 
 class SchedulerRunIn(Schema):
-    as_of = fields.Date(load_default=None)
+    as_of = Date(load_default=None)

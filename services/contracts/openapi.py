@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from crmkit.fields import Date
 from crmkit.web.openapi import Op, Reply, build_spec
 
 TITLE = "Sales-contract CRM"
@@ -44,7 +45,7 @@ class RenderingOut(Schema):
 
 class FailedRunOut(Schema):
     schedule_id = fields.String()
-    run_on = fields.Date(allow_none=True)
+    run_on = Date(allow_none=True)
     error = fields.String()
 
 
@@ -55,7 +56,7 @@ class OverdueOut(Schema):
 
 
 class SchedulerReportOut(Schema):
-    as_of = fields.Date(required=True)
+    as_of = Date(required=True)
     generated = fields.List(fields.Raw(), required=True)
     failed = fields.List(fields.Nested(FailedRunOut), required=True)
     overdue = fields.List(fields.Nested(OverdueOut), required=True)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from crmkit.fields import Money, Quantity, Rate, Text, UtcDateTime
+from crmkit.fields import Date, Money, Quantity, Rate, Text, UtcDateTime
 from crmkit.messaging.topology import DEPARTMENT_NAMES
 from crmkit.web.auth import ROLES
 from services.contracts.fulfilment_schemas import MAX_INSTALLMENTS, InstallmentIn
@@ -141,7 +141,7 @@ class ContractIn(Schema):
     quote_id = fields.String(validate=validate.Length(min=1, max=64))
     customer_id = fields.String(validate=validate.Length(min=1, max=64))
     lines = fields.List(fields.Nested(LineIn), validate=validate.Length(min=1, max=MAX_LINES))
-    delivery_date = fields.Date(load_default=None, allow_none=True)
+    delivery_date = Date(load_default=None, allow_none=True)
     payment_terms = Text(1000, load_default=None, allow_none=True)
     notify_departments = fields.List(fields.String(validate=validate.OneOf(DEPARTMENTS)), load_default=None,
                                      allow_none=True, validate=validate.Length(max=len(DEPARTMENTS)))
@@ -167,7 +167,7 @@ class ContractIn(Schema):
 class ContractPatch(Schema):
     customer_id = fields.String()
     lines = fields.List(fields.Nested(LineIn), validate=validate.Length(min=1, max=MAX_LINES))
-    delivery_date = fields.Date(allow_none=True)
+    delivery_date = Date(allow_none=True)
     payment_terms = Text(1000, allow_none=True)
     notify_departments = fields.List(fields.String(validate=validate.OneOf(DEPARTMENTS)),
                                      validate=validate.Length(max=len(DEPARTMENTS)))
@@ -220,7 +220,7 @@ class ContractOut(Schema):
     tax_total = Money()
     total = Money()
     total_in_words = fields.String()
-    delivery_date = fields.Date(allow_none=True)
+    delivery_date = Date(allow_none=True)
     payment_terms = fields.String(allow_none=True)
     notify_departments = fields.List(fields.String())
     send_to_customer = fields.Boolean()

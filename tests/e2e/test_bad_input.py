@@ -110,6 +110,8 @@ def bad_contracts(customer_id):
         ({"customer_id": customer_id, "lines": [line(colour="red")]}, "lines.0.colour"),
         ({"customer_id": customer_id, "lines": ok, "delivery_date": "2026-13-45"}, "delivery_date"),
         ({"customer_id": customer_id, "lines": ok, "delivery_date": 20260101}, "delivery_date"),
+        ({"customer_id": customer_id, "lines": ok, "delivery_date": "20261231"}, "delivery_date"),
+        ({"customer_id": customer_id, "lines": ok, "delivery_date": "2026-W01-1"}, "delivery_date"),
         ({"customer_id": customer_id, "lines": ok, "notify_departments": ["marketing"]}, "notify_departments.0"),
         ({"customer_id": customer_id, "lines": ok, "notify_departments": "production"}, "notify_departments"),
         ({"customer_id": customer_id, "lines": ok, "send_to_customer": "maybe"}, "send_to_customer"),
