@@ -104,7 +104,8 @@ def operations() -> list[Op]:
         Op("GET", "/users", "List users (admin, manager)", "accounts", response=cs.UserOut, paged=True),
         Op("GET", "/users/me", "The caller", "accounts", response=cs.UserOut),
         Op("GET", "/settings", "Company, shortage policy and defaults", "settings", response=cs.SettingsSchema),
-        Op("PUT", "/settings", "Replace the settings (admin)", "settings", body=cs.SettingsSchema,
+        Op("PUT", "/settings", "Change the settings (admin); keys left out keep their values", "settings",
+           body=cs.SettingsSchema,
            response=cs.SettingsSchema, example={
                "company": {"name": "杭州明远机械有限公司", "address": "杭州市滨江区江南大道 1 号", "phone": "0571-88880000",
                            "tax_id": "91330100MA2XXXXX0X", "bank_account": "6222 0000 0000 0000", "language": "zh-CN"},
