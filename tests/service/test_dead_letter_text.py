@@ -15,7 +15,6 @@ from crmkit.db import Database
 from crmkit.errors import Conflict
 from crmkit.messaging import topology
 from crmkit.messaging.consumer import Worker
-from crmkit.messaging.envelope import Envelope
 from crmkit.models import KIT_TABLES, OutboxMessage
 from crmkit.service import open_database
 from crmkit.settings import Settings
