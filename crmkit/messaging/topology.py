@@ -18,6 +18,8 @@ EVENT_TYPES = (
     "recurring.generated", "department.notified",
     # Additions to the public list: requests one service makes of another.
     "document.requested", "email.requested", "stock.allocated", "recurring.failed",
+    # A payment that leaves its installment partly paid (the one that settles it is receivable.paid).
+    "payment.recorded",
 )
 
 DEPARTMENT_NAMES = ("production", "procurement", "warehouse", "finance", "sales")
@@ -47,7 +49,8 @@ CONSUMES: dict[str, dict[str, tuple[str, ...]]] = {
         "crm.notifications.outgoing": (
             "contract.confirmed", "contract.cancelled", "document.rendered", "stock.shortage", "production.requested",
             "procurement.requested", "delivery.created", "delivery.shipped", "receivables.planned",
-            "receivable.paid", "receivable.overdue", "email.requested", "quote.sent", "recurring.failed",
+            "receivable.paid", "payment.recorded", "receivable.overdue", "email.requested", "quote.sent",
+            "recurring.failed",
         ),
     },
 }

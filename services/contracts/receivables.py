@@ -87,17 +87,19 @@ def pay(session: Session, contract: Contract, receivable: Receivable, *, amount:
     receivable.paid_amount += amount
     receivable.status = installment_status(receivable.amount, receivable.paid_amount, receivable.overdue_at is not None)
     summary = f"Payment of {money_str(amount)} on {receivable.label}" + (f" ({reference})" if reference else "")
-    if receivable.status == "paid":
+    # Every payment is announced once: receivable.paid when it settles the installment, payment.recorded when
+    # some is still due, so finance can follow part payments too.
+    settled = receivable.status == "paid"
+    if settled:
         receivable.paid_at = now
-        settings = load_settings(session)
-        event = emit(session, SOURCE, "receivable.paid", dict(
-            _contract_part(session, contract, settings), **installment_payload(receivable),
-            receivable_id=receivable.id, payment_amount=money_str(amount), paid_on=payment.paid_on.isoformat(),
-            reference=reference),
-            correlation_id=contract.id)
-        add_timeline(session, contract.id, event.id, "receivable.paid", f"{summary}; installment paid", now)
-    else:
-        add_timeline(session, contract.id, f"payment:{payment.id}", "payment.recorded", summary, now)
+    event_type = "receivable.paid" if settled else "payment.recorded"
+    event = emit(session, SOURCE, event_type, dict(
+        _contract_part(session, contract, load_settings(session)), **installment_payload(receivable),
+        receivable_id=receivable.id, payment_id=payment.id, payment_amount=money_str(amount),
+        paid_on=payment.paid_on.isoformat(), reference=reference),
+        correlation_id=contract.id)
+    add_timeline(session, contract.id, event.id, event_type, f"{summary}; installment paid" if settled else summary,
+                 now)
     return payment
 
 

@@ -170,6 +170,10 @@ def receivable_paid(envelope, session, ctx):
     _receivable(session, envelope, "receivable_paid", data_amount=("payment_amount", "paid", "amount"))
 
 
+def payment_recorded(envelope, session, ctx):
+    _receivable(session, envelope, "payment_recorded", data_amount=("payment_amount",))
+
+
 def receivable_overdue(envelope, session, ctx):
     _receivable(session, envelope, "receivable_overdue", data_amount=("outstanding", "amount"))
 
@@ -180,7 +184,8 @@ def _receivable(session, envelope, reason: str, data_amount: tuple):
     item = _dict(data.get("receivable")) or data
     amount = next((item.get(k) or data.get(k) for k in data_amount if item.get(k) or data.get(k)), None)
     facts = {"seq": item.get("seq"), "label": item.get("label"), "due_date": item.get("due_date"),
-             "amount": money_text(amount, data.get("currency"))}
+             "amount": money_text(amount, data.get("currency")),
+             "outstanding": money_text(item.get("outstanding"), data.get("currency"))}
     line = {k: item.get(k) for k in ("receivable_id", "seq", "label", "amount", "paid_amount", "due_date", "status")}
     line["receivable_id"] = line["receivable_id"] or data.get("receivable_id") or item.get("id")
     contract = _contract(data)
@@ -283,6 +288,7 @@ HANDLERS = {
     "delivery.shipped": delivery_shipped,
     "receivables.planned": receivables_planned,
     "receivable.paid": receivable_paid,
+    "payment.recorded": payment_recorded,
     "receivable.overdue": receivable_overdue,
     "recurring.failed": recurring_failed,
     "quote.sent": quote_sent,

@@ -55,6 +55,7 @@ TEMPLATES = {
         "delivery_shipped": "合同 {number}{customer}的发货单 {delivery_number} 已发货。",
         "receivables_planned": "合同 {number}{customer}的收款计划已制定：共 {count} 期，合计 {total}。",
         "receivable_paid": "合同 {number}{customer}第 {seq} 期（{label}）收到付款 {amount}。",
+        "payment_recorded": "合同 {number}{customer}第 {seq} 期（{label}）收到部分付款 {amount}，尚欠 {outstanding}。",
         "receivable_overdue": "合同 {number}{customer}第 {seq} 期（{label}）{amount} 已于 {due_date} 到期未付，请催收。",
         "email_failed": "{document} {number} 发送给 {to} 的邮件失败：{error}。请核对地址后重新发送。",
         "recurring_failed": "定期合同（源合同 {number}）生成失败：{error}。",
@@ -73,6 +74,8 @@ TEMPLATES = {
                                "{total} in total.",
         "receivable_paid": "Contract {number}{customer}: a payment of {amount} was received for instalment {seq} "
                            "({label}).",
+        "payment_recorded": "Contract {number}{customer}: a part payment of {amount} was received for instalment "
+                            "{seq} ({label}); {outstanding} is still due.",
         "receivable_overdue": "Contract {number}{customer}: instalment {seq} ({label}) of {amount} was due on "
                               "{due_date} and is unpaid; please follow up.",
         "email_failed": "The email of {document} {number} to {to} failed: {error}. Please check the address and "

@@ -197,6 +197,17 @@ def check_receivables(api, sales, other, contract):
     types = timeline_types(sales, cid)
     assert types.count("receivable.overdue") == 1 and types.count("receivable.paid") == 2
     assert types.count("receivables.planned") == 2
+    # Each part payment is announced too (payment.recorded), to finance, with what is still due.
+    assert types.count("payment.recorded") == 3
+
+    def part_payments():
+        inbox = api.get("/api/v1/departments/finance/notifications", params={"limit": 200}).json["items"]
+        return [m for m in inbox if m["reason"] == "payment_recorded" and m["contract"]["id"] == cid]
+
+    told = wait_for(lambda: len(part_payments()) == 3 and part_payments(), message="finance told of part payments")
+    first_part = next(m for m in told if m["lines"][0]["receivable_id"] == first["id"])
+    assert first_part["type"] == "payment.recorded"
+    assert "40.00" in first_part["text"] and "2.38" in first_part["text"], first_part["text"]
     return as_of
 
 
