@@ -1,10 +1,11 @@
 """Department messages in the caller's transaction: the inbox row, crm.departments, department.notified."""
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from crmkit.db import insert_ignore, row_values
@@ -60,6 +61,19 @@ def told_about(session: Session, contract_id: str) -> dict[str, list[dict]]:
     return told
 
 
+def hold(session: Session, contract_id: str | None) -> None:
+    """Wait for any other transaction deciding a department message about this contract, until it commits.
+
+    A cancellation and a message asking to act on the contract (handled on two threads at once) must not miss
+    each other: each would read before the other committed, and a department would be told to act and never
+    told to stop. On PostgreSQL a transaction-scoped advisory lock per contract orders them; on SQLite the
+    handler's first write (its inbox row) already holds the database's one write lock.
+    """
+    if contract_id and session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.blake2b(contract_id.encode(), digest_size=8).digest(), "big", signed=True)
+        session.execute(_HOLD, {"key": key})
+
+
 def mark_cancelled(session: Session, contract_id: str) -> None:
     insert_ignore(session, CancelledContract.__table__, {"contract_id": contract_id, "cancelled_at": utcnow()})
 
@@ -68,6 +82,7 @@ def is_cancelled(session: Session, contract_id: str | None) -> bool:
     return bool(contract_id) and session.execute(_CANCELLED, {"cid": contract_id}).first() is not None
 
 
+_HOLD = text("SELECT pg_advisory_xact_lock(:key)")
 _MESSAGES = DepartmentMessage.__table__
 _TOLD = (select(_MESSAGES.c.department, _MESSAGES.c.reason, _MESSAGES.c.contract, _MESSAGES.c.lines)
          .where(_MESSAGES.c.contract_id == bindparam("cid"), _MESSAGES.c.recipient_id.is_(None),

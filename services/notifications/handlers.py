@@ -79,7 +79,9 @@ def _post(session, envelope, department: str, reason: str, contract: dict, lines
 
 def _cancelled(session, data: dict) -> bool:
     """True when the contract was announced cancelled: a request to act on it that arrives later is dropped."""
-    return departments.is_cancelled(session, data.get("contract_id") or _dict(data.get("contract")).get("id"))
+    contract_id = data.get("contract_id") or _dict(data.get("contract")).get("id")
+    departments.hold(session, contract_id)
+    return departments.is_cancelled(session, contract_id)
 
 
 # --- departments -----------------------------------------------------------------------------------------------
@@ -200,6 +202,7 @@ def contract_cancelled(envelope, session, ctx):
     contract_id = data.get("contract_id")
     if not contract_id:
         raise Skip()
+    departments.hold(session, contract_id)
     departments.mark_cancelled(session, contract_id)
     for department, earlier in departments.told_about(session, contract_id).items():
         _post(session, envelope, department, "contract_cancelled", _cancelled_ref(data, earlier[0]["contract"]),

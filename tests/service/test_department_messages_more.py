@@ -7,12 +7,15 @@ crm.departments is read back from its outbox.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date
 from decimal import Decimal as D
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crmkit.db import Database
 from crmkit.messaging.envelope import Envelope
@@ -443,3 +446,36 @@ def test_a_draft_cancelled_tells_nobody(contracts_db, notifications_db):
     assert cancelled.data["was_confirmed"] is False
     assert notify(notifications_db, cancelled)
     assert department_messages(notifications_db) == []
+
+
+def test_a_cancellation_handled_beside_the_confirmation_still_reaches_the_department(contracts_db,
+                                                                                     notifications_db):
+    """Two handler threads at once: the confirmation's messages are written but not yet committed when the
+    cancellation is handled. The cancellation waits for that commit, then calls off what it told."""
+    contract_id = confirmed_contract(contracts_db, notify_departments=("warehouse",))
+    [confirmed] = events(contracts_db, "contract.confirmed")
+    cancelled = cancel(contracts_db, contract_id)
+    posted, release = threading.Event(), threading.Event()
+
+    @sa_event.listens_for(Session, "before_commit")
+    def hold_the_confirmation(session):
+        if threading.current_thread().name == "confirmation":
+            posted.set()
+            release.wait(30)
+
+    try:
+        confirmation = threading.Thread(target=notify, args=(notifications_db, confirmed), name="confirmation")
+        confirmation.start()
+        assert posted.wait(30)
+        cancellation = threading.Thread(target=notify, args=(notifications_db, cancelled), name="cancellation")
+        cancellation.start()
+        cancellation.join(1.0)
+        assert cancellation.is_alive()  # waiting for the confirmation's commit, not deciding without it
+        release.set()
+        confirmation.join(30)
+        cancellation.join(30)
+    finally:
+        release.set()
+        sa_event.remove(Session, "before_commit", hold_the_confirmation)
+    assert [(m["department"], m["reason"]) for m in department_messages(notifications_db)] == [
+        ("warehouse", "contract_confirmed"), ("warehouse", "contract_cancelled")]
