@@ -179,6 +179,19 @@ def attach_waiting(session: Session, owner_id: str | None = None) -> int:
     return attached
 
 
+WITHDRAWN = "Not sent: the contract was cancelled before the email went out."
+# Emails of a cancelled contract that no sender holds yet: the customer is not sent what no longer stands. One
+# already being sent (SENDING) is out of reach and goes as it is.
+_WITHDRAW = (update(_EMAILS).where(_EMAILS.c.contract_id == bindparam("cid"),
+                                   _EMAILS.c.status.in_((WAITING, QUEUED)))
+             .values(status=FAILED, last_error=WITHDRAWN))
+
+
+def withdraw(session: Session, contract_id: str) -> int:
+    """Give up the unsent emails of a cancelled contract; how many."""
+    return session.execute(_WITHDRAW, {"cid": contract_id}).rowcount
+
+
 def fail(session: Session, email: Email, error: str) -> None:
     """Give up: failed, email.failed on the contract's timeline, and the salesperson told in the sales inbox."""
     _give_up(email, error)

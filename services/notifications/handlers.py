@@ -92,8 +92,8 @@ def contract_confirmed(envelope, session, ctx):
     contract = _contract(data)
     lines = _lines(data)
     ticked = [d for d in dict.fromkeys(data.get("notify_departments") or []) if d in DEPARTMENTS]
-    if ticked and _cancelled(session, data):
-        ticked = []  # the cancellation overtook it: nobody was told, so nobody is to be told it is off
+    if (ticked or data.get("send_to_customer")) and _cancelled(session, data):
+        return  # the cancellation overtook it: nobody was told, so nobody is to be told it is off, nor emailed
     for department in ticked:
         _post(session, envelope, department, "contract_confirmed", contract, lines)
     if data.get("send_to_customer"):
@@ -204,6 +204,7 @@ def contract_cancelled(envelope, session, ctx):
         raise Skip()
     departments.hold(session, contract_id)
     departments.mark_cancelled(session, contract_id)
+    emails.withdraw(session, contract_id)
     for department, earlier in departments.told_about(session, contract_id).items():
         _post(session, envelope, department, "contract_cancelled", _cancelled_ref(data, earlier[0]["contract"]),
               _lines(data) or _goods_told(earlier), source_key=f"contract.cancelled:{contract_id}")

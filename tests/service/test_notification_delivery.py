@@ -277,6 +277,40 @@ def test_an_email_requested_before_the_pdf_waits_for_it(db, settings, smtp_serve
     assert message["Message-ID"] == "<e-1@example.cn>" and message["Cc"] == "b@example.cn"
 
 
+def cancelled(contract_id: str) -> dict:
+    return {"contract_id": contract_id, "number": "HT-2026-000001", "was_confirmed": True, "owner_id": "u-alice",
+            "customer_name": "杭州明远机械有限公司", "notify_departments": [], "company_language": "zh-CN"}
+
+
+def test_a_cancelled_contracts_unsent_email_is_withdrawn(db, settings, smtp_server):
+    smtp_server.refusing = True  # the mail relay is away: the email waits for a retry
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "contract.confirmed", confirmed("c-2", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    assert emails.send_due(settings, db) == 1
+    handle(db, settings, "contract.cancelled", cancelled("c-1"))
+    handle(db, settings, "contract.cancelled", cancelled("c-2"))  # still waiting for its PDF
+    smtp_server.refusing = False
+    with db.session() as session:
+        session.execute(update(Email).values(next_attempt_at=utcnow()))
+    handle(db, settings, "document.rendered", rendered("c-2", "doc-2"), source="documents")
+    assert emails.send_due(settings, db) == 0
+    assert smtp_server.messages == []
+    assert [(e.contract_id, e.status, e.last_error) for e in sorted(the_emails(db), key=lambda e: e.contract_id)] \
+        == [("c-1", "failed", emails.WITHDRAWN), ("c-2", "failed", emails.WITHDRAWN)]
+    assert sales_messages(db) == []  # the salesperson cancelled it: no "email failed" notice
+
+
+def test_a_confirmation_handled_after_its_cancellation_emails_nobody(db, settings, smtp_server):
+    handle(db, settings, "contract.cancelled", cancelled("c-1"))
+    handle(db, settings, "contract.confirmed", confirmed("c-1"))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    assert emails.send_due(settings, db) == 0
+    assert the_emails(db) == [] and smtp_server.messages == []
+    with db.session() as session:
+        assert session.execute(select(DepartmentMessage)).scalars().all() == []
+
+
 def test_no_customer_address_fails_at_once_and_tells_the_salesperson(db, settings):
     data = confirmed("c-1", notify_departments=[])
     data["customer"]["email"] = None
