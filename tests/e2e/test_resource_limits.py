@@ -117,6 +117,25 @@ def test_a_contract_or_quote_holds_at_most_500_lines(seeded):
     assert full.status_code == 201 and len(full.json["lines"]) == MAX_LINES, full
 
 
+@pytest.mark.e2e
+def test_a_contract_of_many_long_product_codes_on_rabbitmq_and_postgresql(cluster):
+    """The gateway and quotes read the catalogue with the codes in the query string: 250 codes of 64 characters
+    (16 KiB of them) still make one contract and one quote, in requests a web server takes."""
+    api = cluster.api
+    codes = [f"{i:03d}-" + "X" * 60 for i in range(250)]
+    for code in codes:
+        assert api.post("/api/v1/products", json={"code": code, "name": code[:3], "unit": "件",
+                                                  "unit_price": "1.00"}).status_code == 201
+    customer = api.customer()
+    lines = [{"product_code": code, "quantity": "1"} for code in codes]
+    contract = api.post("/api/v1/contracts", json={"customer_id": customer["id"], "lines": lines})
+    assert contract.status_code == 201, contract
+    assert sorted(line["product_code"] for line in contract.json["lines"]) == codes
+    assert contract.json["total"] == "282.50"  # 250 × 1.00 and 13 % tax
+    quote = api.post("/api/v1/quotes", json={"customer_id": customer["id"], "lines": lines})
+    assert quote.status_code == 201, quote
+
+
 # --------------------------------------------------------------------------- sends per contract per hour
 
 def test_email_sends_per_contract_are_capped_per_rolling_hour(seeded):
