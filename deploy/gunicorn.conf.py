@@ -7,9 +7,12 @@ command line).  Workers: $GUNICORN_WORKERS (default 2), 4 threads each (gthread)
 No preload: each worker opens its own database and broker connections.
 """
 
+import json
 import os
 import re
 import sys
+
+from gunicorn import util as gunicorn_util
 
 DEFAULT_PORTS = {
     "contracts": 8000,  # the gateway
@@ -52,3 +55,24 @@ keepalive = 5
 control_socket_disable = True
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
+
+# A request line of up to 8 KiB (gunicorn's largest besides unlimited): long query strings such as
+# ?codes=… of a catalogue read pass, and beyond it the answer below is 414.
+limit_request_line = 8190
+
+_ERROR_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
+                431: "headers_too_large", 500: "internal_error", 501: "not_implemented"}
+
+
+def _json_error(sock, status_int, reason, mesg):
+    """What gunicorn answers itself, before any app sees the request (a request line or header too long, a
+    malformed request): the API's JSON error shape, like every other answer, instead of an HTML page."""
+    body = json.dumps({"error": {"code": _ERROR_CODES.get(status_int, "bad_request"),
+                                 "message": f"{reason}: {mesg}" if mesg else reason}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin1")
+    gunicorn_util.write_nonblock(sock, head + body)
+
+
+# Workers call util.write_error at the moment of the error; they fork from this process, patched.
+gunicorn_util.write_error = _json_error

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from datetime import date
 
 import pytest
@@ -327,6 +328,7 @@ def subset(api):
     assert api.get("/api/v1/customers").json["total"] == 1
 
 
+@pytest.mark.e2e
 def test_a_chunked_body_past_the_limit_answers_413_not_a_truncated_400(cluster):
     """Without Content-Length the size is known only by reading: the limit still holds, and says so."""
     api = cluster.api
@@ -355,3 +357,30 @@ def test_the_cluster_subset_in_embedded_mode(embedded):
 @pytest.mark.e2e
 def test_the_same_refusals_over_real_http_on_rabbitmq_and_postgresql(cluster):
     subset(cluster.api)
+
+
+def raw_http(port: int, request: bytes) -> tuple[int, dict]:
+    """Send bytes no HTTP library would, and read the answer's status and JSON body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), head
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.e2e
+def test_what_the_web_server_refuses_itself_is_json_too(cluster):
+    """Refused before any app sees it (too long, malformed): the same JSON error shape, not an HTML page."""
+    api, port = cluster.api, cluster.ports["contracts"]
+    status, body = raw_http(port, b"GET /api/v1/contracts?q=" + b"x" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (status, body["error"]["code"]) == (414, "uri_too_long"), body
+    status, body = raw_http(port, b"GET /api/v1/contracts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                            + b"x" * 9000 + b"\r\n\r\n")
+    assert (status, body["error"]["code"]) == (431, "headers_too_large"), body
+    status, body = raw_http(port, b"GET /api/v1/contracts HTTP/9.9 nonsense\r\n\r\n")
+    assert (status, body["error"]["code"]) == (400, "bad_request"), body
+    # A long query that is still a fair request reaches the app, which answers it.
+    assert api.get("/api/v1/products", params={"q": "x" * 5000}).status_code in (200, 422)
