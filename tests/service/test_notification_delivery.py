@@ -342,6 +342,41 @@ def test_refusals_are_retried_then_given_up(db, settings, smtp_server):
     assert changed(before, counted()) == {"retry": MAX_ATTEMPTS - 1, "failed": 1}
 
 
+def test_a_mail_relay_that_is_down_is_retried_and_the_email_sent_once_it_is_back(db, settings, smtp_server):
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    smtp_server.stop()  # nothing listens on its port: connections are refused
+    try:
+        emails.send_due(settings, db)
+        [email] = the_emails(db)
+        assert email.status == "queued" and email.attempts >= 1, email.last_error
+        assert "SMTP server unreachable" in email.last_error
+    finally:
+        smtp_server.start()
+    tries = email.attempts
+    with db.session() as session:  # no waiting for the backoff in a test: make the retry due now
+        session.execute(update(Email).values(next_attempt_at=utcnow()))
+    assert emails.send_due(settings, db) == 1
+    [email] = the_emails(db)
+    assert (email.status, email.attempts) == ("sent", tries + 1)
+    assert len(smtp_server.messages) == 1 and outbox(db, "email.failed") == []
+
+
+def test_a_mailbox_the_relay_rejects_fails_at_once_and_tells_the_salesperson(db, settings, smtp_server):
+    smtp_server.rejecting = True
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    assert emails.send_due(settings, db) == 1
+    [email] = the_emails(db)
+    assert (email.status, email.attempts) == ("failed", 1) and "550" in email.last_error
+    assert len(outbox(db, "email.failed")) == 1
+    [notice] = sales_messages(db)
+    assert notice.reason == "email_failed" and "550" in notice.text
+    with db.session() as session:
+        session.execute(update(Email).values(next_attempt_at=utcnow()))
+    assert emails.send_due(settings, db) == 0 and smtp_server.messages == []
+
+
 def test_a_sender_that_died_mid_smtp_is_not_resent(db, settings, smtp_server):
     handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
     handle(db, settings, "document.rendered", rendered("c-1"), source="documents")

@@ -102,6 +102,7 @@ class SmtpCatcher:
         self.port = port or free_port()
         self.messages: list[email.message.Message] = []
         self.refusing = False
+        self.rejecting = False  # 550 to every recipient: a refusal no retry will change
         self.connections = 0  # SMTP sessions opened (one EHLO/HELO each)
         self.messages_per_connection: int | None = None  # then 421 to the next MAIL, as an idle-timeout server does
         self.controller = None
@@ -134,6 +135,8 @@ class SmtpCatcher:
                 return "250 OK"
 
             async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if catcher.rejecting:
+                    return "550 5.1.1 No such mailbox"
                 if catcher.refusing:
                     return "451 4.3.0 Try again later"
                 envelope.rcpt_tos.append(address)
