@@ -134,6 +134,10 @@ def test_a_contract_of_many_long_product_codes_on_rabbitmq_and_postgresql(cluste
     assert contract.json["total"] == "282.50"  # 250 × 1.00 and 13 % tax
     quote = api.post("/api/v1/quotes", json={"customer_id": customer["id"], "lines": lines})
     assert quote.status_code == 201, quote
+    # A list without ?limit= is a page of 50, whatever the total.
+    first = api.get("/api/v1/products").json
+    assert (len(first["items"]), first["total"]) == (50, 250)
+    assert [p["code"] for p in api.get("/api/v1/products", params={"offset": 200}).json["items"]] == codes[200:]
 
 
 # --------------------------------------------------------------------------- sends per contract per hour
