@@ -1,6 +1,8 @@
 """The contracts → inventory slice end to end: over HTTP through the gateway, in both modes."""
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -82,11 +84,27 @@ def test_slice_embedded(embedded):
 @pytest.mark.e2e
 def test_slice_on_rabbitmq_and_postgresql(cluster):
     run_slice(cluster.api)
+    # What the system declared survives a broker restart: every crm.* queue and SPEC's exchanges are durable
+    # (persistent messages in a queue that is not would be lost with it).
+    vhost = cluster.env["AMQP_URL"].rsplit("/", 1)[1]
+    queues = dict(_rabbitmqctl_rows("list_queues", vhost))
+    assert {f"crm.department.{d}" for d in ("production", "procurement", "warehouse", "finance", "sales")} \
+        | {"crm.dead"} <= set(queues), queues
+    assert all(durable is True for name, durable in queues.items() if name.startswith("crm.")), queues
+    exchanges = dict(_rabbitmqctl_rows("list_exchanges", vhost))
+    assert [exchanges[name] for name in ("crm.events", "crm.departments", "crm.dead")] == [True] * 3, exchanges
     # Worker processes yield the CPU to the web processes (CRM_WORKER_NICE, default 5), every thread of them.
     # The figure is written out: a default changed to 0 must fail here, not pass along with it.
     for label, proc in cluster.procs.items():
         nice = {_nice(task) for task in Path(f"/proc/{proc.pid}/task").iterdir()}
         assert nice == ({5} if "-worker-" in label else {0}), (label, nice)
+
+
+def _rabbitmqctl_rows(command: str, vhost: str) -> list[tuple[str, bool]]:
+    """(name, durable) of each queue or exchange of the vhost, as the broker itself lists them."""
+    listed = subprocess.run(["rabbitmqctl", command, "-q", "-p", vhost, "name", "durable", "--formatter", "json"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    return [(row["name"], row["durable"]) for row in json.loads(listed.stdout)]
 
 
 def _nice(task: Path) -> int:
