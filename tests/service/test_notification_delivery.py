@@ -197,7 +197,8 @@ def test_a_sender_keeps_its_smtp_connection_between_batches_and_hangs_up_when_id
             wait_for(lambda: len(smtp_server.messages) == n + 1, timeout=10, message=f"email {n + 1}")
         assert smtp_server.connections == 1
 
-        time.sleep(1.0)  # idle for twice the keep time: the sender hangs up, the next email opens a session
+        # Idle past the keep time, the sender hangs up; the next email opens a session.
+        wait_for(lambda: smtp_server.quits == 1, timeout=10, message="the idle sender's QUIT")
         handle(db, settings, "contract.confirmed", confirmed("c-3"))
         handle(db, settings, "document.rendered", rendered("c-3", "doc-3"), source="documents")
         wait_for(lambda: len(smtp_server.messages) == 4, timeout=10, message="the email after the pause")

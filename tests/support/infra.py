@@ -104,6 +104,7 @@ class SmtpCatcher:
         self.refusing = False
         self.rejecting = False  # 550 to every recipient: a refusal no retry will change
         self.connections = 0  # SMTP sessions opened (one EHLO/HELO each)
+        self.quits = 0  # sessions the client closed with QUIT
         self.messages_per_connection: int | None = None  # then 421 to the next MAIL, as an idle-timeout server does
         self.controller = None
         self._lock = threading.Lock()
@@ -125,6 +126,10 @@ class SmtpCatcher:
                 session.accepted = 0
                 catcher.connections += 1
                 return f"250 {server.hostname}"
+
+            async def handle_QUIT(self, server, session, envelope):
+                catcher.quits += 1
+                return "221 Bye"
 
             async def handle_MAIL(self, server, session, envelope, address, mail_options):
                 limit = catcher.messages_per_connection
