@@ -39,12 +39,18 @@ def service_env(base: dict | None = None, ports: dict | None = None) -> dict:
     return env
 
 
-def main(argv=None):
+def arguments(argv=None, environ=os.environ) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--web-workers", type=int, default=2)
+    # The same setting as the containers' gunicorn (deploy/gunicorn.conf.py), which -w on its command line overrides.
+    parser.add_argument("--web-workers", type=int, default=int(environ.get("GUNICORN_WORKERS") or 2),
+                        help="gunicorn workers per service (default: $GUNICORN_WORKERS, else 2)")
     parser.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
                         help="run N workers of a service, e.g. --scale documents=2")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = arguments(argv)
     env = service_env()
     if not env.get("AMQP_URL"):
         raise SystemExit("AMQP_URL is not set: use the embedded mode (make run without it).")
