@@ -89,7 +89,8 @@ def test_every_list_caps_limit_at_200(seeded):
     lists = ["/api/v1/customers", "/api/v1/contracts", "/api/v1/quotes", "/api/v1/products", "/api/v1/receivables",
              "/api/v1/recurring-contracts", "/api/v1/emails", "/api/v1/users", "/api/v1/documents",
              f"/api/v1/contracts/{cid}/timeline", f"/api/v1/contracts/{cid}/delivery-notes",
-             f"/api/v1/contracts/{cid}/receivables", "/api/v1/departments/production/notifications"]
+             f"/api/v1/contracts/{cid}/receivables", "/api/v1/departments/production/notifications",
+             "/api/v1/admin/dead-letters"]
     for path in lists:
         assert_error(api.get(path, params={"limit": str(MAX_LIMIT + 1)}), 422, field="limit")
         assert_error(api.get(path, params={"limit": "1000000000000000000000"}), 422, field="limit")
