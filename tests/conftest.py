@@ -38,14 +38,28 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
-def kit_db(db_url):
-    """A database holding only the kit's tables (outbox, inbox, idempotency keys, sequences), on each kind."""
+def make_db(db_url):
+    """make_db(tables): a database of the kit's tables (outbox, inbox, idempotency keys, sequences) and these, on
+    each kind, its tables created; disposed when the test ends."""
     from crmkit.db import Database
     from crmkit.models import KIT_TABLES
-    database = Database(db_url, tables=KIT_TABLES)
-    database.create_all()
-    yield database
-    database.dispose()
+    made = []
+
+    def make(tables=()):
+        database = Database(db_url, tables=KIT_TABLES + list(tables))
+        database.create_all()
+        made.append(database)
+        return database
+
+    yield make
+    for database in made:
+        database.dispose()
+
+
+@pytest.fixture
+def kit_db(make_db):
+    """A database holding only the kit's tables, on each kind."""
+    return make_db()
 
 
 @pytest.fixture

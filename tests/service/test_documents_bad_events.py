@@ -38,11 +38,8 @@ def settings(tmp_path) -> Settings:
 
 
 @pytest.fixture
-def db(db_url):
-    database = Database(db_url, tables=KIT_TABLES + TABLES)
-    database.create_all()
-    yield database
-    database.dispose()
+def db(make_db):
+    return make_db(TABLES)
 
 
 def count(db, model) -> int:

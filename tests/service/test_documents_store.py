@@ -11,9 +11,8 @@ from urllib.parse import unquote
 import pytest
 from sqlalchemy import func, select
 
-from crmkit.db import Database
 from crmkit.messaging.envelope import Envelope
-from crmkit.models import KIT_TABLES, OutboxMessage
+from crmkit.models import OutboxMessage
 from crmkit.settings import Settings
 from crmkit.web.auth import Caller, issue_token, system_token
 from services.documents import library, render as renderer, rules
@@ -51,11 +50,8 @@ def settings(tmp_path) -> Settings:
 
 
 @pytest.fixture
-def db(db_url):
-    database = Database(db_url, tables=KIT_TABLES + TABLES)
-    database.create_all()
-    yield database
-    database.dispose()
+def db(make_db):
+    return make_db(TABLES)
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from crmkit.db import Database
 from crmkit.messaging.envelope import Envelope
-from crmkit.models import KIT_TABLES, OutboxMessage
+from crmkit.models import OutboxMessage
 from crmkit.settings import Settings
 from crmkit.timeutil import utcnow
 from services.notifications import emails, mailer
@@ -31,11 +30,8 @@ PDF = b"%PDF-1.4 a contract"
 
 
 @pytest.fixture
-def db(db_url):
-    database = Database(db_url, tables=KIT_TABLES + TABLES)
-    database.create_all()
-    yield database
-    database.dispose()
+def db(make_db):
+    return make_db(TABLES)
 
 
 @pytest.fixture
