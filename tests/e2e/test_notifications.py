@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import wait_for
+from support.infra import ProcessCluster, wait_for
 
 IN_A_MONTH = (date.today() + timedelta(days=30)).isoformat()
 SPEC_FIELDS = {"id", "type", "department", "occurred_at", "contract", "lines", "reason", "text"}
@@ -334,6 +334,24 @@ def test_notifications_embedded(embedded, smtp_server):
     run_notifications(embedded.api, smtp_server, EmbeddedBackdoor(embedded))
 
 
+def stored_files(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*") if p.is_file()]
+
+
 @pytest.mark.e2e
-def test_notifications_on_rabbitmq_and_postgresql(cluster, smtp_server):
-    run_notifications(cluster.api, smtp_server, ClusterBackdoor(cluster))
+def test_notifications_on_rabbitmq_and_postgresql(tmp_path, pg_url, amqp_url, smtp_server):
+    """As under compose, only the documents processes see the stored PDFs: notifications sees an empty
+    DOCUMENTS_DIR of its own, so every PDF it attaches is fetched from the documents service over HTTP."""
+    cluster = ProcessCluster(tmp_path, amqp_url=amqp_url, database_url=pg_url, smtp=smtp_server,
+                             own_documents_dir=("notifications",))
+    try:
+        cluster.start()
+        run_notifications(cluster.api, smtp_server, ClusterBackdoor(cluster))
+        # The PDFs the emails carried (each checked against the served one) were never on notifications' disk.
+        assert stored_files(tmp_path / "var" / "documents")
+        assert stored_files(cluster.documents_dirs["notifications"]) == []
+    except BaseException:
+        print(cluster.log_text())
+        raise
+    finally:
+        cluster.stop()

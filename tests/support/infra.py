@@ -199,9 +199,15 @@ class ProcessCluster:
     """Every service as separate gunicorn and worker processes on RabbitMQ + PostgreSQL, over real HTTP."""
 
     def __init__(self, tmp_path: Path, amqp_url: str, database_url: str, smtp: SmtpCatcher | None = None,
-                 workers_per_service: dict | None = None, extra_env: dict | None = None):
+                 workers_per_service: dict | None = None, extra_env: dict | None = None,
+                 own_documents_dir: tuple[str, ...] = ()):
+        """`own_documents_dir`: services whose processes get their own, empty DOCUMENTS_DIR instead of the one
+        under the shared CRM_VAR_DIR, as under compose where only the documents containers mount the PDFs."""
         from crmkit.settings import SERVICES
         self.tmp = tmp_path
+        self.documents_dirs = {name: tmp_path / f"documents-of-{name}" for name in own_documents_dir}
+        for directory in self.documents_dirs.values():
+            directory.mkdir(exist_ok=True)
         self.ports = {name: free_port() for name in SERVICES}
         self.logs = tmp_path / "logs"
         self.logs.mkdir(exist_ok=True)
@@ -234,9 +240,16 @@ class ProcessCluster:
 
     def spawn(self, label: str, argv: list[str]):
         log = open(self.logs / f"{label}.log", "ab")
-        self.procs[label] = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        self.procs[label] = subprocess.Popen(argv, env=self.env_of(label), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                              start_new_session=True)
         return self.procs[label]
+
+    def env_of(self, label: str) -> dict:
+        """The environment of one process ("<service>-web", "<service>-worker-<n>")."""
+        service = label.split("-", 1)[0]
+        if service in self.documents_dirs:
+            return {**self.env, "DOCUMENTS_DIR": str(self.documents_dirs[service])}
+        return self.env
 
     def worker_argv(self, service: str) -> list[str]:
         return [sys.executable, "-m", f"services.{service}.worker"]
