@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from support import pg
 from support.infra import ProcessCluster, wait_for
@@ -19,6 +20,12 @@ def confirmed_row(db_url, contract_id):
     with pg.connect(db_url) as conn:
         return conn.execute("SELECT published, id FROM contracts.outbox WHERE routing_key = 'contract.confirmed' "
                             "AND body LIKE %s", (f'%"contract_id":"{contract_id}"%',)).fetchone()
+
+
+def readiness(cluster, service):
+    """(HTTP status, JSON body) of one service's /readyz."""
+    response = requests.get(f"http://127.0.0.1:{cluster.ports[service]}/readyz", timeout=15)
+    return response.status_code, response.json()
 
 
 def test_an_event_committed_while_the_broker_is_away_arrives_when_it_is_back(tmp_path, pg_url, amqp_url,
@@ -40,7 +47,20 @@ def test_an_event_committed_while_the_broker_is_away_arrives_when_it_is_back(tmp
             wait_for(lambda: confirmed_row(pg_url, contract["id"])[0], timeout=3, message="published while away")
         assert stock_status(api, contract["id"]) == "pending"
 
+        # Every service says it is not ready, and why: the broker, not the database.
+        for service in cluster.ports:
+            status, body = wait_for(lambda service=service: (r := readiness(cluster, service))[0] == 503 and r,
+                                    timeout=30, interval=0.2, message=f"{service} /readyz 503 without the broker")
+            assert body["status"] == "not_ready" and body["service"] == service
+            assert set(body["checks"]) == {"database", "broker"} and body["checks"]["database"] == "ok"
+            broker = body["checks"]["broker"]
+            assert broker.startswith("error: OperationalError: ") and "connection" in broker, body
+
         proxy.resume()
+        for service in cluster.ports:
+            status, body = wait_for(lambda service=service: (r := readiness(cluster, service))[0] == 200 and r,
+                                    timeout=60, interval=0.2, message=f"{service} /readyz 200 with the broker back")
+            assert body == {"status": "ready", "service": service, "checks": {"database": "ok", "broker": "ok"}}
         wait_for(lambda: stock_status(api, contract["id"]) == "reserved", timeout=120, interval=0.2,
                  message="reserved once the broker is back")
         assert confirmed_row(pg_url, contract["id"]) == (True, event_id)
