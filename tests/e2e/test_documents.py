@@ -174,10 +174,10 @@ def test_pdf_routes_win_over_the_proxy(embedded):
     assert embedded.api.get("/api/v1/delivery-notes/no-such-note/pdf").status_code == 404
 
 
-def test_quote_delivery_note_and_plan_pdfs_embedded(embedded, tmp_path):
+def run_other_documents(system, tmp_path):
     """The other documents: a sent quote, a delivery note and a receivables plan, each printed on its event."""
     from datetime import date, timedelta
-    api = embedded.api
+    api = system.api
     api.product("VALVE-DN50", stock=20, price="480.00", name="闸阀 DN50", unit="只")
     alice = api.user("alice", "sales", email="alice@example.cn")
     bob = api.user("bob", "sales")
@@ -213,3 +213,20 @@ def test_quote_delivery_note_and_plan_pdfs_embedded(embedded, tmp_path):
         "kind": "receivables_plan", "owner_id": contract["id"]})).status_code == 200 and r.json,
         message="plan rendered")
     assert latest["filename"] == f"应收款计划-{contract['number']}.pdf"
+    plan_pdf = api.get(f"/api/v1/documents/{latest['id']}/content")
+    assert plan_pdf.status_code == 200 and plan_pdf.headers["Content-Type"] == "application/pdf", plan_pdf
+    assert hashlib.sha256(plan_pdf.content).hexdigest() == latest["sha256"]
+    plan_text = compact(pdf_text(plan_pdf.content, tmp_path))
+    first = (Decimal(contract["total"]) * Decimal("0.30")).quantize(Decimal("0.01"))
+    for expected in ("应收款计划", contract["number"], "宁波港机设备有限公司", "预付款", "尾款", money(first),
+                     money(Decimal(contract["total"]) - first), money(contract["total"])):
+        assert compact(expected) in plan_text, expected
+
+
+def test_quote_delivery_note_and_plan_pdfs_embedded(embedded, tmp_path):
+    run_other_documents(embedded, tmp_path)
+
+
+@pytest.mark.e2e
+def test_quote_delivery_note_and_plan_pdfs_on_rabbitmq_and_postgresql(cluster, tmp_path):
+    run_other_documents(cluster, tmp_path)
