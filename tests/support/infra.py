@@ -240,8 +240,8 @@ class ProcessCluster:
 
     def spawn(self, label: str, argv: list[str]):
         log = open(self.logs / f"{label}.log", "ab")
-        self.procs[label] = subprocess.Popen(argv, env=self.env_of(label), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                             start_new_session=True)
+        self.procs[label] = subprocess.Popen(argv, env=self.env_of(label), cwd=ROOT, stdout=log,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
         return self.procs[label]
 
     def env_of(self, label: str) -> dict:
