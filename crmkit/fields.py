@@ -6,11 +6,10 @@ from decimal import Decimal
 
 from marshmallow import ValidationError, fields, validate
 
+from crmkit.money import PLAIN_NUMBER
+
 MAX_AMOUNT = Decimal("1000000000000")  # a trillion: beyond any contract, below Numeric(18,2)'s limit
 MAX_QUANTITY = Decimal("1000000000")
-# As people write decimals: ASCII digits, one point, no exponent. Decimal() alone would also take "1_000", "1E+3"
-# and digits of other scripts, which no client means to send as an amount.
-_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 class _Decimal(fields.Decimal):
@@ -27,7 +26,7 @@ class _Decimal(fields.Decimal):
         if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, (str, int, Decimal)):
             raise ValidationError("Must be a decimal string such as \"12.50\" or an integer.")
         text = str(value).strip()
-        if not _PLAIN_DECIMAL.fullmatch(text):
+        if not PLAIN_NUMBER.fullmatch(text):
             raise ValidationError("Not a valid number.")
         number = Decimal(text)
         if number == 0:

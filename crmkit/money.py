@@ -18,7 +18,9 @@ HUNDRED = Decimal(100)
 # multiplication and division by 100 exact (no silent rounding at the default 28 digits).
 _EXACT = Context(prec=80, rounding=ROUND_HALF_UP)
 
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)")  # ASCII: \d takes any script's digits
+# A decimal as people write it: ASCII digits (\d would take any script's), one point, no exponent. Decimal()
+# alone would also take "1_000", "1E+3" and "NaN", which no client means as an amount.
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -46,7 +48,7 @@ def to_decimal(value: object, field: str) -> Decimal:
         result = Decimal(value)
     elif isinstance(value, str):
         text = value.strip()
-        if not _PLAIN_NUMBER.fullmatch(text):
+        if not PLAIN_NUMBER.fullmatch(text):
             shown = value if len(value) <= 40 else value[:40] + "..."
             raise ValueError(f"{field} must be a decimal number such as \"1234.50\", got {shown!r}")
         result = Decimal(text)
