@@ -9,9 +9,10 @@ from flask import current_app, request
 from sqlalchemy import bindparam, select, update
 
 from crmkit.db import insert_ignore
-from crmkit.errors import Conflict, ValidationFailed
+from crmkit.errors import ApiError, Conflict, ValidationFailed
 from crmkit.models import IdempotencyKey
 from crmkit.web.auth import caller
+from crmkit.web.requests import json_body
 
 PENDING = 0  # only ever seen committed in rows written before keys and work committed together
 _KEYS = IdempotencyKey.__table__
@@ -63,13 +64,12 @@ def idempotent(view):
 def _request_digest(as_sent: bool = False) -> str:
     """The path and the body as data: the same JSON sent again with its keys in another order or spaced
     differently is the same request."""
-    raw = request.get_data(cache=True)
-    if as_sent:
-        return hashlib.sha256(request.path.encode() + b"\0" + raw).hexdigest()
-    try:
-        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        body = raw  # not JSON: the view answers 400, and nothing is recorded
+    body = request.get_data(cache=True)
+    if not as_sent:
+        try:
+            body = json.dumps(json_body(), sort_keys=True, separators=(",", ":")).encode()
+        except ApiError:
+            pass  # no JSON object: the view answers the 4xx, and nothing is recorded
     return hashlib.sha256(request.path.encode() + b"\0" + body).hexdigest()
 
 

@@ -5,7 +5,7 @@ import json
 import math
 import re
 
-from flask import request
+from flask import g, request
 from marshmallow import Schema
 
 from crmkit.errors import ApiError, ValidationFailed
@@ -19,12 +19,19 @@ NOT_TEXT_MESSAGE = "Contains a control character or an unpaired surrogate."
 
 
 def json_body(required: bool = True) -> dict:
-    """The request's JSON object; 400 for malformed JSON or a body that is not an object."""
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        if required:
-            raise ApiError("A JSON object body is required.", {"_body": ["Missing body."]})
-        return {}
+    """The request's JSON object; 400 for malformed JSON or a body that is not an object. Parsed once per request
+    (a keyed POST's digest reads it before its view does)."""
+    if "crm_json_body" not in g:
+        raw = request.get_data(cache=True)
+        if not raw.strip():
+            if required:
+                raise ApiError("A JSON object body is required.", {"_body": ["Missing body."]})
+            return {}
+        g.crm_json_body = _parse(raw)
+    return g.crm_json_body
+
+
+def _parse(raw: bytes) -> dict:
     try:
         body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
