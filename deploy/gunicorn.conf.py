@@ -60,6 +60,8 @@ if os.path.isdir("/dev/shm"):
 # ?codes=… of a catalogue read pass, and beyond it the answer below is 414.
 limit_request_line = 8190
 
+# The codes of crmkit/web/errors.py for these statuses, written here: gunicorn reads this file before the
+# project's packages are importable (its own directory is on the path, not the working directory).
 _ERROR_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
                 431: "headers_too_large", 500: "internal_error", 501: "not_implemented"}
 
