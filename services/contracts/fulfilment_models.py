@@ -100,7 +100,8 @@ class RecurringSchedule(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     runs: Mapped[list["RecurringRun"]] = relationship(order_by="RecurringRun.run_on", lazy="selectin")
     __table_args__ = (Index("ix_recurring_due", "status", "next_due_on"),
-                      Index("ix_recurring_owner", "owner_id", "created_at"))
+                      Index("ix_recurring_owner", "owner_id", "created_at"),
+                      Index("ix_recurring_source", "source_contract_id"))
 
 
 class RecurringRun(Base):

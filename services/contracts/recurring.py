@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crmkit.errors import Conflict, ValidationFailed
@@ -125,6 +126,27 @@ def report_failure(session: Session, row: RecurringSchedule, run_on: date, error
         lifecycle.add_timeline(session, source.id, event.id, "recurring.failed",
                                f"The contract for {run_on.isoformat()} could not be generated: {error}"[:500])
     return True
+
+
+def pause_from_cancelled(session: Session, source: Contract) -> list[RecurringSchedule]:
+    """Pause, with the cancellation, the active schedules that repeat `source`.
+
+    SKIP LOCKED: a schedule a scheduler run holds is generating a period right now; that run waits for this
+    cancellation's commit (it reads the source FOR SHARE), sees it cancelled, and pauses the schedule itself.
+    Waiting for it here instead would lock the two rows in the opposite order.
+    """
+    query = select(RecurringSchedule).where(RecurringSchedule.source_contract_id == source.id,
+                                            RecurringSchedule.status == "active")
+    if session.get_bind().dialect.name != "sqlite":
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.execute(query).scalars())
+    for row in rows:
+        pause_for_cancelled_source(row, source)
+    if rows:
+        lifecycle.add_timeline(session, source.id, f"recurring-paused:{source.id}", "recurring.paused",
+                               f"Recurring schedule{'s' if len(rows) > 1 else ''} paused: the contract is cancelled",
+                               source.cancelled_at)
+    return rows
 
 
 def pause_for_cancelled_source(row: RecurringSchedule, source: Contract) -> None:

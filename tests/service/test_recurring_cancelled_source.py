@@ -1,8 +1,10 @@
-"""A recurring schedule whose source contract is cancelled after it was made generates nothing more: the next
-scheduler run pauses it with the reason, and resume refuses while the source stays cancelled."""
+"""A recurring schedule whose source contract is cancelled after it was made generates nothing more: the
+cancellation pauses it, saying why, and resume refuses while the source stays cancelled. A scheduler run that was
+generating a period at that moment pauses it itself."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy
 
 SCHEDULES = "/api/v1/recurring-contracts"
 RUN = "/api/v1/admin/scheduler/run"
@@ -50,27 +52,26 @@ def stops_and_pauses(api):
         assert cancelled.status_code == 200, cancelled
     before = contracts_total(api)
 
-    run = api.post(RUN, json={"as_of": "2031-04-15"}).json
-    assert run["generated"] == [] and contracts_total(api) == before
-    assert sorted(f["schedule_id"] for f in run["failed"]) == sorted([from_draft["id"], from_confirmed["id"]])
-    assert all("cancelled" in f["error"] for f in run["failed"])
+    # Paused by the cancellation itself: the schedule says so at once, not at the next run.
     for schedule, source in ((from_draft, draft), (from_confirmed, confirmed)):
         now = api.get(f"{SCHEDULES}/{schedule['id']}").json
         assert now["status"] == "paused", now
         assert source["number"] in now["last_error"] and "cancelled" in now["last_error"]
-        assert [r["run_on"] for r in now["runs"]] == ["2031-01-31", "2031-02-28"]  # nothing more
-        # The salesperson is told once, on the source's timeline (and by the recurring.failed event).
-        assert timeline_types(api, source["id"]).count("recurring.failed") == 1
+        assert [r["run_on"] for r in now["runs"]] == ["2031-01-31", "2031-02-28"]
+        assert timeline_types(api, source["id"]).count("recurring.paused") == 1
 
         refused = api.post(f"{SCHEDULES}/{schedule['id']}/resume")
         assert refused.status_code == 409 and "source_contract_id" in refused.json["error"]["fields"], refused
         assert api.get(f"{SCHEDULES}/{schedule['id']}").json["status"] == "paused"
 
-    # Paused, they are no longer due: later runs neither generate nor report them again.
-    later = api.post(RUN, json={"as_of": "2031-08-15"}).json
-    assert (later["generated"], later["failed"]) == ([], [])
+    # Paused, they are not due: later runs neither generate them nor report them as failures (the salesperson
+    # cancelled the contract; nothing failed).
+    for as_of in ("2031-04-15", "2031-08-15"):
+        run = api.post(RUN, json={"as_of": as_of}).json
+        assert (run["generated"], run["failed"]) == ([], [])
     assert contracts_total(api) == before
-    assert timeline_types(api, confirmed["id"]).count("recurring.failed") == 1
+    for source in (draft, confirmed):
+        assert "recurring.failed" not in timeline_types(api, source["id"])
 
     # A new schedule on the cancelled contract was and stays refused at once.
     again = api.post(SCHEDULES, json={"source_contract_id": confirmed["id"], "interval": "monthly",
@@ -84,11 +85,36 @@ def test_a_schedule_whose_source_is_cancelled_before_its_first_run_generates_not
     source = api.contract(api.customer()["id"], [("BOX", 1)])
     schedule = schedule_of(api, source["id"])
     assert api.post(f"/api/v1/contracts/{source['id']}/cancel").status_code == 200
-    # Resume of a schedule not paused yet tells the caller too, rather than answer as if it would run.
+    now = api.get(f"{SCHEDULES}/{schedule['id']}").json
+    assert (now["status"], now["runs"]) == ("paused", []) and "cancelled" in now["last_error"]
     assert api.post(f"{SCHEDULES}/{schedule['id']}/resume").status_code == 409
     before = contracts_total(api)
     run = api.post(RUN, json={"as_of": "2031-03-15"}).json
-    assert run["generated"] == [] and [f["schedule_id"] for f in run["failed"]] == [schedule["id"]]
-    now = api.get(f"{SCHEDULES}/{schedule['id']}").json
-    assert (now["status"], now["runs"]) == ("paused", []) and "cancelled" in now["last_error"]
+    assert (run["generated"], run["failed"]) == ([], [])
     assert contracts_total(api) == before
+
+
+def test_a_run_that_was_generating_when_the_source_was_cancelled_pauses_the_schedule_itself(embedded):
+    """The cancellation skips a schedule a scheduler run holds (it must not wait for it: the run waits for the
+    source). That run then finds the source cancelled, generates nothing and pauses the schedule, once."""
+    api = embedded.api
+    api.product("BOX", stock=5, price="5.00")
+    source = api.contract(api.customer()["id"], [("BOX", 1)])
+    schedule = schedule_of(api, source["id"])
+    assert api.post(f"/api/v1/contracts/{source['id']}/cancel").status_code == 200
+    # What the skipped schedule looks like after such a cancellation: still active.
+    engine = sqlalchemy.create_engine(f"sqlite:///{embedded.var / 'contracts.sqlite'}")
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE recurring_schedules SET status = 'active', paused_on = NULL, "
+                                     "last_error = NULL WHERE id = :id"), {"id": schedule["id"]})
+    engine.dispose()
+    before = contracts_total(api)
+
+    run = api.post(RUN, json={"as_of": "2031-03-15"}).json
+    assert run["generated"] == [] and [f["schedule_id"] for f in run["failed"]] == [schedule["id"]]
+    assert "cancelled" in run["failed"][0]["error"]
+    now = api.get(f"{SCHEDULES}/{schedule['id']}").json
+    assert (now["status"], now["runs"]) == ("paused", []) and source["number"] in now["last_error"]
+    assert contracts_total(api) == before
+    assert timeline_types(api, source["id"]).count("recurring.failed") == 1
+    assert api.post(RUN, json={"as_of": "2031-06-15"}).json["failed"] == []
