@@ -41,12 +41,21 @@ def create(session: Session, contract: Contract, *, lines: list[dict] | None, sh
         raise Conflict(f"Only a confirmed or partially delivered contract can be delivered; this one is "
                        f"{contract.status}.", {"status": [f"Is {contract.status}."]})
     pending = in_open_notes(session, contract.id)
-    room = {line.line_no: deliverable(line.quantity, line.delivered, pending.get(line.line_no, Decimal(0)))
+    owed = {line.line_no: deliverable(line.quantity, line.delivered, pending.get(line.line_no, Decimal(0)))
             for line in contract.lines}
+    # A note ships goods held for this contract, so it takes no more than is reserved for each line: a note for
+    # goods that are not there could never ship (see _require_reserved).
+    room = {line.line_no: deliverable(min(line.quantity, line.reserved), line.delivered,
+                                      pending.get(line.line_no, Decimal(0))) for line in contract.lines}
     by_no = {line.line_no: line for line in contract.lines}
     taken: list[tuple[int, Decimal]] = []
     if lines is None:
         taken = [(no, qty) for no, qty in room.items() if qty > 0]
+        if not taken and any(qty > 0 for qty in owed.values()):
+            waiting = "its stock is not reserved yet (it is on its way; try again in a moment)" \
+                if contract.stock_status == "pending" else "what it still owes is waiting for stock"
+            raise Conflict(f"Nothing of this contract can be delivered now: {waiting}.",
+                           {"lines": [_waiting_text(by_no[no], qty) for no, qty in owed.items() if qty > 0]})
         if not taken:
             raise Conflict("Everything on this contract has been delivered or is on an open delivery note.",
                            {"lines": ["Nothing left to deliver."]})
@@ -61,15 +70,22 @@ def create(session: Session, contract: Contract, *, lines: list[dict] | None, sh
             parts, left = allocate(wanted["quantity"], candidates)
             if left > 0:
                 can = sum((qty for _, qty in candidates), Decimal(0))
+                owes = sum((owed[no] for no, _ in candidates), Decimal(0))
+                if can == owes:
+                    why = "(contracted minus delivered minus open delivery notes)."
+                elif contract.stock_status == "pending":
+                    why = "(the contract's stock is not reserved yet: it is on its way; try again in a moment)."
+                else:
+                    why = (f"(reserved for this contract and not yet delivered or on an open delivery note; "
+                           f"{qty_str(owes - can)} more waits for stock).")
                 errors[f"lines.{i}.quantity"] = [
-                    f"At most {qty_str(can)} of {wanted['product_code']} can still be delivered "
-                    "(contracted minus delivered minus open delivery notes)."]
+                    f"At most {qty_str(can)} of {wanted['product_code']} can be delivered now {why}"]
                 continue
             for no, qty in parts:
                 room[no] -= qty
                 taken.append((no, qty))
         if errors:
-            raise ValidationFailed("Some lines ask for more than the contract still owes.", errors)
+            raise ValidationFailed("Some lines ask for more than can be delivered now.", errors)
     merged: dict[int, Decimal] = {}
     for no, qty in taken:
         merged[no] = merged.get(no, Decimal(0)) + qty
@@ -89,8 +105,18 @@ def create(session: Session, contract: Contract, *, lines: list[dict] | None, sh
     return note
 
 
+def cancel_open_notes(session: Session, contract: Contract) -> None:
+    """With its contract, a note that has not shipped will not: it says so rather than stay open for good."""
+    # The warehouse, told of the note, is told of the cancellation by notifications (contract_cancelled).
+    for note in session.execute(select(DeliveryNote).where(DeliveryNote.contract_id == contract.id,
+                                                           DeliveryNote.status == "open")).scalars():
+        note.status = "cancelled"
+
+
 def ship(session: Session, contract: Contract, note: DeliveryNote) -> None:
     """open → shipped: the lines count as delivered and the contract moves; inventory takes the goods out."""
+    if note.status == "cancelled":
+        raise Conflict(f"Delivery note {note.number} was cancelled with its contract.", {"status": ["Is cancelled."]})
     if note.status != "open":
         raise Conflict(f"Delivery note {note.number} has already shipped.", {"status": [f"Is {note.status}."]})
     if contract.status not in DELIVERABLE:
@@ -99,6 +125,7 @@ def ship(session: Session, contract: Contract, note: DeliveryNote) -> None:
     now = utcnow()
     first = all(line.delivered <= 0 for line in contract.lines)
     by_no = {line.line_no: line for line in contract.lines}
+    _require_reserved(contract, note, by_no)
     for line in note.lines:
         by_no[line.line_no].delivered += line.quantity
     note.status = "shipped"
@@ -123,6 +150,37 @@ def ship(session: Session, contract: Contract, note: DeliveryNote) -> None:
                  f"Delivery note {note.number} shipped ({_lines_text(note)}); contract {contract.status}", now)
     if first:
         date_delivery_installments(session, contract, now.date())
+
+
+def _waiting_text(line, owed: Decimal) -> str:
+    return f"{line.product_code}: {qty_str(owed)} {line.unit or ''} still owed, waiting for stock.".replace("  ", " ")
+
+
+def _require_reserved(contract: Contract, note: DeliveryNote, by_no: dict) -> None:
+    """Goods ship only from what inventory holds for this contract (its stock events keep `reserved` per line).
+
+    Shipping beyond it would take goods that are not there, or that are held for another customer's contract:
+    inventory would be told after the fact and could only let its stock go negative.
+    """
+    wanted: dict[int, Decimal] = {}
+    for line in note.lines:
+        wanted[line.line_no] = wanted.get(line.line_no, Decimal(0)) + line.quantity
+    fields = {}
+    for i, line in enumerate(note.lines):
+        held = by_no[line.line_no]
+        free = max(held.reserved - held.delivered, Decimal(0))
+        if wanted[line.line_no] > free:
+            fields[f"lines.{i}.quantity"] = [
+                f"{qty_str(free)} {held.unit or ''} of {held.product_code} reserved for this contract and not yet "
+                f"shipped; this note ships {qty_str(wanted[line.line_no])}.".replace("  ", " ")]
+    if not fields:
+        return
+    if contract.stock_status == "pending":
+        why = "the stock of this contract is not reserved yet (it is on its way); try again in a moment"
+    else:
+        why = ("not enough stock is reserved for this contract: ship what is reserved in a smaller note, or wait "
+               "until the missing stock arrives and is reserved")
+    raise Conflict(f"Delivery note {note.number} cannot ship: {why}.", fields)
 
 
 def note_payload(session: Session, note: DeliveryNote, contract: Contract, settings: dict) -> dict:

@@ -142,9 +142,17 @@ def confirmed_contract(db: Database, notify_departments=("warehouse", "finance")
         return contract.id
 
 
+def held(contract: Contract) -> Contract:
+    """The contract as inventory's stock.reserved leaves it: every line held (delivery notes take only that)."""
+    for line in contract.lines:
+        line.reserved = line.quantity
+    contract.stock_status = "reserved"
+    return contract
+
+
 def ship_everything(db: Database, contract_id: str) -> None:
     with db.session() as session:
-        contract = session.get(Contract, contract_id)
+        contract = held(session.get(Contract, contract_id))
         note = deliveries.create(session, contract, lines=None, ship_date=None, address=None, created_by="u-1")
         deliveries.ship(session, contract, note)
 
@@ -332,7 +340,7 @@ def render(documents, envelope: Envelope) -> list[Envelope]:
 def test_the_timeline_shows_the_delivery_note_and_receivables_plan_pdfs(contracts_db, documents):
     contract_id = confirmed_contract(contracts_db, notify_departments=())
     with contracts_db.session() as session:
-        note = deliveries.create(session, session.get(Contract, contract_id), lines=None, ship_date=None,
+        note = deliveries.create(session, held(session.get(Contract, contract_id)), lines=None, ship_date=None,
                                  address=None, created_by="u-1")
         note_number = note.number
     plan(contracts_db, contract_id)

@@ -107,6 +107,8 @@ def test_two_notes_racing_for_the_same_goods_cannot_both_win(embedded):
     api.product("BOX", stock=10, price="5.00")
     customer = api.customer()
     contract = api.contract(customer["id"], [("BOX", 10)], confirm=True)
+    wait_for(lambda: api.get(f"/api/v1/contracts/{contract['id']}").json["stock_status"] == "reserved",
+             message="reserved")
     url = f"/api/v1/contracts/{contract['id']}/delivery-notes"
     body = {"lines": [{"product_code": "BOX", "quantity": "6"}]}
     replies = in_parallel([lambda: api.post(url, json=body), lambda: api.post(url, json=body)])
