@@ -7,7 +7,7 @@ def contract_confirmed(envelope, session, ctx):
 
 
 def contract_cancelled(envelope, session, ctx):
-    stock.release_contract(session, envelope.data["contract_id"], envelope.correlation_id)
+    stock.release_contract(session, envelope.data, envelope.correlation_id)
 
 
 def delivery_shipped(envelope, session, ctx):

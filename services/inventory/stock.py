@@ -153,7 +153,29 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
             }, correlation_id=correlation_id)
 
 
+def _released_before_reserved(session: Session, data: dict) -> None:
+    """The cancellation is handled before the confirmation (the two are handled in parallel, in any order).
+
+    Its lines are written as reservations already released, so the confirmation's reserve_contract, which does
+    nothing for a contract that has reservations, holds nothing for a cancelled contract. If that confirmation is
+    being handled at this moment, one of the two inserts fails on uq_reservation_line and is retried: a retried
+    release then finds the reservations to release, a retried reserve finds these rows.
+    """
+    contract_id = data["contract_id"]
+    if session.execute(_ANY_RESERVATION, {"cid": contract_id}).first():
+        return  # released by an earlier copy of this cancellation
+    known = set(session.execute(_KNOWN_CODES, {"codes": sorted({l["product_code"] for l in data["lines"]})})
+                .scalars())
+    rows = [{"contract_id": contract_id, "contract_number": data.get("number") or "", "line_no": int(l["line_no"]),
+             "product_code": l["product_code"], "requested": Decimal(str(l["quantity"])), "reserved": ZERO,
+             "shipped": ZERO, "status": "released", "confirmed_seq": 0}
+            for l in data["lines"] if l["product_code"] in known]  # an unknown product is never held anyway
+    if rows:
+        session.execute(_INSERT_RESERVATIONS, rows)
+
+
 _PRODUCTS = Product.__table__
+_KNOWN_CODES = select(_PRODUCTS.c.code).where(_PRODUCTS.c.code.in_(bindparam("codes", expanding=True)))
 _ADD_RESERVED = (update(_PRODUCTS).where(_PRODUCTS.c.code == bindparam("b_code"))
                  .values(reserved=_PRODUCTS.c.reserved + bindparam("b_qty")))
 _LOCK_PRODUCTS = (select(_PRODUCTS.c.code, _PRODUCTS.c.on_hand, _PRODUCTS.c.reserved, _PRODUCTS.c.name,
@@ -184,10 +206,13 @@ class _Held:
     confirmed_seq: int
 
 
-def release_contract(session: Session, contract_id: str, correlation_id: str) -> None:
+def release_contract(session: Session, data: dict, correlation_id: str) -> None:
+    contract_id = data["contract_id"]
     reservations = session.execute(select(Reservation).where(Reservation.contract_id == contract_id,
                                                              Reservation.status == "active")
                                    .order_by(Reservation.product_code)).scalars().all()
+    if not reservations and data.get("was_confirmed") and data.get("lines"):
+        _released_before_reserved(session, data)
     released = []
     for r in reservations:
         product = lock_product(session, r.product_code)
