@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from crmkit.errors import NotFound
 from crmkit.web.auth import Caller
@@ -42,8 +42,13 @@ def _customer_statement(scope: str, columns: tuple, lock: bool):
 @functools.lru_cache(maxsize=None)
 def _contract_statement(scope: str, lock: bool):
     query = scoped(select(Contract).where(Contract.id == bindparam("id")), scope, Contract.owner_id)
-    query = query.options(joinedload(Contract.lines))
-    return query.with_for_update(of=Contract) if lock else query
+    if lock:
+        # The lines in a statement of their own, once the lock is held. On PostgreSQL a statement that waited
+        # for the lock gets the contract row as its holder committed it but rows joined to it as they were when
+        # the statement began: lines replaced, delivered or reserved meanwhile would be read stale, and written
+        # back so (deliveries lost, confirmations of the old lines).
+        return query.options(selectinload(Contract.lines)).with_for_update(of=Contract)
+    return query.options(joinedload(Contract.lines))
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,7 +76,8 @@ def _customer_row(session: Session, caller: Caller, customer_id: str, *columns, 
 
 
 def contract_for(session: Session, caller: Caller, contract_id: str, lock: bool = False) -> Contract:
-    """The contract with its lines, in one statement; `lock` locks the contract's row, not its lines'."""
+    """The contract with its lines, in one statement; `lock` locks the contract's row (not its lines': every
+    writer of a contract's lines locks the contract first) and then reads the lines."""
     contract = session.execute(_contract_statement(scope_of(caller), lock),
                                {"id": contract_id, "owner": caller.id}).unique().scalar_one_or_none()
     if contract is None:

@@ -109,7 +109,10 @@ def _receivable(session, receivable_id: str, lock: bool = False) -> tuple[Receiv
     except NotFound:
         raise NotFound("No such receivable.")
     query = select(Receivable).where(Receivable.id == receivable_id)
-    return session.execute(query.with_for_update() if lock else query).scalar_one(), contract
+    receivable = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if receivable is None:  # the plan was replaced while this request waited for the contract
+        raise NotFound("No such receivable: the contract's receivables plan has just been replaced.")
+    return receivable, contract
 
 
 @bp.get("/receivables/<receivable_id>")
