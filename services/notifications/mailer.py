@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes
+from email.utils import parseaddr
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
@@ -53,7 +54,8 @@ class Outgoing:
 
 def message_id(email_id: str, mail_from: str) -> str:
     """Deterministic: every attempt for one email carries the same Message-ID, so a resend is recognisable."""
-    domain = mail_from.rpartition("@")[2] if "@" in mail_from else ""
+    address = parseaddr(mail_from)[1]  # MAIL_FROM may carry a display name: "销售部 <sales@example.cn>"
+    domain = address.rpartition("@")[2] if "@" in address else ""
     return f"<{email_id}@{domain or 'crm.localhost'}>"
 
 

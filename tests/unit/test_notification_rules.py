@@ -1,6 +1,9 @@
 """Unit tests for services.notifications.rules: texts, subjects, addresses, retries, inbox access."""
 from __future__ import annotations
 
+import email.policy
+from email import message_from_bytes
+
 import pytest
 
 from services.notifications import rules
@@ -178,6 +181,16 @@ def test_message_carries_a_stable_message_id_and_the_pdf():
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_filename() == "销售合同-HT-1.pdf"
     assert attachment.get_content() == b"%PDF-1.4 test"
+
+
+@pytest.mark.parametrize("mail_from", ["sales@example.cn", "恒达五金 销售部 <sales@example.cn>",
+                                       '"Sales, HengDa" <sales@example.cn>'])
+def test_the_message_id_is_well_formed_whatever_the_sender_looks_like(mail_from):
+    out = Outgoing(id="e3", message_id=message_id("e3", mail_from), mail_from=mail_from, to=["buyer@example.cn"],
+                   subject="合同", body="您好", attachment=b"%PDF-1.4", attachment_name="合同.pdf")
+    message = message_from_bytes(render(out), policy=email.policy.default)
+    assert message["Message-ID"] == "<e3@example.cn>"  # was "<e3@example.cn>>" with a display name
+    assert not message["Message-ID"].defects
 
 
 def test_message_headers_are_ascii_and_read_back_as_written():
