@@ -145,6 +145,7 @@ def ship(session: Session, contract: Contract, note: DeliveryNote) -> None:
         "delivery_date": _delivery_date(contract),
         "lines": [{"line_no": l.line_no, "product_code": l.product_code, "name": l.name, "unit": l.unit,
                    "quantity": qty_str(l.quantity)} for l in note.lines],
+        "company_language": load_settings(session)["company"]["language"],  # the warehouse's message
     }, correlation_id=contract.id)
     add_timeline(session, contract.id, event.id, "delivery.shipped",
                  f"Delivery note {note.number} shipped ({_lines_text(note)}); contract {contract.status}", now)

@@ -14,6 +14,7 @@ from crmkit.timeutil import utcnow
 from services.contracts import lifecycle, schedule
 from services.contracts.fulfilment_models import RecurringRun, RecurringSchedule
 from services.contracts.models import Contract, ContractLine, Customer, User
+from services.contracts.settings_store import load_settings
 
 ZERO_DAYS = timedelta(0)
 
@@ -120,6 +121,7 @@ def report_failure(session: Session, row: RecurringSchedule, run_on: date, error
         "source_number": source.number if source else None, "customer_id": row.customer_id,
         "customer_name": (source.customer_snapshot or {}).get("name") if source else None,
         "error": row.last_error, "owner_id": row.owner_id,
+        "company_language": load_settings(session)["company"]["language"],
         "owner": {"id": owner.id, "username": owner.username, "email": owner.email} if owner else None,
     }, correlation_id=row.source_contract_id)
     if source is not None:

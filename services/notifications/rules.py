@@ -1,6 +1,8 @@
 """Notification rules free of any framework: department texts, email subjects and bodies, addresses, retries."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 # The address and subject rules are the kit's: the gateway checks a send request with the very same ones.
 from crmkit.mail_rules import SUBJECTS, address_problem, default_subject, recipients_problems, subject_problem
 
@@ -105,6 +107,10 @@ def items_text(items: list[tuple[str, str]], language: str) -> str:
 def money_text(amount, currency: str | None) -> str:
     if amount in (None, ""):
         return "—"
+    try:  # grouped as the documents print it: CNY 425,596,252.55
+        amount = format(Decimal(str(amount)), ",.2f")
+    except ArithmeticError:
+        pass  # shown as it came rather than not at all
     return f"{currency or 'CNY'} {amount}"
 
 

@@ -210,6 +210,19 @@ def test_a_contract_without_a_delivery_date_still_says_so(contracts_db, notifica
     assert message["contract"]["delivery_date"] is None
 
 
+def test_the_warehouse_is_told_of_a_shipment_in_the_companys_language(contracts_db, notifications_db):
+    from services.contracts.settings_store import update_settings
+    with contracts_db.session() as session:
+        update_settings(session, {"company": {"language": "en"}})
+    contract_id = confirmed_contract(contracts_db)
+    ship_everything(contracts_db, contract_id)
+    [shipped] = events(contracts_db, "delivery.shipped")
+    assert notify(notifications_db, shipped)
+    [message] = department_messages(notifications_db, "warehouse")
+    assert message["text"].startswith("Delivery note ") and "shipped" in message["text"], message  # was Chinese
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in message["text"].replace("杭州明远机械有限公司", ""))
+
+
 # --- 2. a receivables plan reaches finance and the salesperson -------------------------------------------------
 
 def test_a_receivables_plan_reaches_finance_and_the_salesperson_once(contracts_db, notifications_db):
@@ -222,7 +235,7 @@ def test_a_receivables_plan_reaches_finance_and_the_salesperson_once(contracts_d
     assert [(m["department"], m.get("recipient_id")) for m in posted] == [("finance", None), ("sales", "u-1")]
     finance, sales = posted
     assert finance["text"] == sales["text"] == ("合同 HT-{0}（杭州明远机械有限公司）的收款计划已制定：共 2 期，合计 CNY {1}。"
-                                                .format(event.data["number"][3:], event.data["total"]))
+                                                .format(event.data["number"][3:], format(D(event.data["total"]), ",.2f")))
     assert sales["lines"] == finance["lines"] and [l["label"] for l in sales["lines"]] == ["定金", "尾款"]
     assert [e.data["department"] for e in events(notifications_db, "department.notified")] == ["finance", "sales"]
 

@@ -504,7 +504,7 @@ def test_overdue_goes_to_finance_and_the_salesperson(db, settings):
     with db.session() as session:
         messages = session.execute(select(DepartmentMessage).order_by(DepartmentMessage.department)).scalars().all()
     assert [(m.department, m.recipient_id) for m in messages] == [("finance", None), ("sales", "u-alice")]
-    assert messages[0].text == "合同 HT-2026-000001（Acme）第 2 期（尾款）CNY 5000.00 已于 2026-10-01 到期未付，请催收。"
+    assert messages[0].text == "合同 HT-2026-000001（Acme）第 2 期（尾款）CNY 5,000.00 已于 2026-10-01 到期未付，请催收。"
 
 
 def test_unknown_departments_and_duplicates_post_nothing_twice(db, settings):

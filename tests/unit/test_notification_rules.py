@@ -215,3 +215,10 @@ def test_message_refuses_a_header_breaking_address():
     with pytest.raises(DeliveryFailed) as failure:
         build(out)
     assert failure.value.permanent
+
+
+@pytest.mark.parametrize("amount, currency, text", [
+    ("425596252.55", "CNY", "CNY 425,596,252.55"), ("5000", None, "CNY 5,000.00"), ("0.50", "USD", "USD 0.50"),
+    (None, "CNY", "—")])
+def test_amounts_in_department_texts_are_grouped_as_on_the_documents(amount, currency, text):
+    assert rules.money_text(amount, currency) == text

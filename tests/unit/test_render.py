@@ -106,7 +106,7 @@ def receivables_plan(**extra) -> dict:
             "total": "1234.50", "currency": "CNY",
             "installments": [{"seq": 1, "label": "预付款", "amount": "370.35", "due_date": "2026-12-01", "status": "paid"},
                              {"seq": 2, "label": "尾款", "amount": "864.15", "due_date": "2027-01-20",
-                              "status": "pending"}], **extra}
+                              "status": "open"}], **extra}
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +197,8 @@ def test_english_kinds(tmp_path):
                              ("receivables_plan", receivables_plan(language="en"), "Receivables Plan")):
         text = pdftotext(r.render(kind, doc), tmp_path)
         assert title in text and "Page 1 of" in text, kind
+        if kind == "receivables_plan":
+            assert "Paid" in text and "Open" in text and "open" not in text  # SPEC's status, in words
 
 
 def test_unknown_kind():
