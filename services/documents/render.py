@@ -3,7 +3,9 @@
 Pure: a JSON-like dict in (money as decimal strings), PDF bytes out. No Flask, no database.
 
 * One embedded, subset TrueType CJK font, found at run time (``CRM_PDF_FONT`` overrides the search) and
-  registered lazily, once per process, under a lock. Nothing is registered at import time.
+  registered lazily, once per process, under a lock. Nothing is registered at import time. Characters it
+  lacks (rare ones in names: CJK Extension A) come from a fallback font, embedded only when used; what no
+  font here has prints as 〓, never as a silent gap.
 * Every user-typed string reaches a ``Paragraph`` only through ``_markup`` (``xml.sax.saxutils.escape``), so
   ``<img src=...>``, ``<a href=...>`` or ``<font>`` print as inert text. Table cells and canvas text are plain
   strings, which ReportLab never parses as markup.
@@ -58,6 +60,13 @@ FONT_CANDIDATES = (
 )
 
 DASH = "—"
+# Characters the main font lacks are drawn from this one when it has them: Droid Sans Fallback carries nearly
+# all of CJK Extension A (WenQuanYi Micro Hei 2 of 6,592), so a buyer named 刘䶮 is printed whole.
+FALLBACK_NAME = "CRM-CJK-FALLBACK"
+FALLBACK_CANDIDATES = ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",)
+# What a character no font here can draw (CJK Extension B and beyond) prints as: the geta mark, which CJK
+# typesetting uses for a missing glyph, so the reader sees a character is missing rather than a silent gap.
+MISSING_GLYPH = "〓"
 
 # --- geometry --------------------------------------------------------------------------------------------------
 
@@ -143,6 +152,9 @@ _font_lock = threading.Lock()
 _font: TTFont | None = None
 _font_file: str | None = None
 _styles: dict[str, ParagraphStyle] | None = None
+_fallback: TTFont | None = None
+_main_cmap: dict = {}
+_fallback_cmap: dict = {}
 
 
 def font_path() -> str:
@@ -192,6 +204,7 @@ def _load_font() -> None:
             continue
         _serialize_subsetting(font)
         pdfmetrics.registerFont(font)
+        _load_fallback(path, font)
         # ASCII85 on top of Flate only served 7-bit channels; pure-Python A85 costs milliseconds per page and
         # makes streams 25% larger. Process-wide, and harmless to any other ReportLab output in the process.
         rl_config.useA85 = 0
@@ -202,6 +215,45 @@ def _load_font() -> None:
         return
     raise FontUnavailable("no usable CJK TrueType font (" + "; ".join(problems) + "). Install fonts-wqy-microhei "
                           f"or point {FONT_ENV} at a TrueType font with CJK and Latin glyphs.")
+
+
+def _load_fallback(main_path: str, main: TTFont) -> None:
+    """The second font, for characters the first lacks; optional (without it they print as MISSING_GLYPH)."""
+    global _fallback, _main_cmap, _fallback_cmap
+    _main_cmap = main.face.charToGlyph
+    for path in FALLBACK_CANDIDATES:
+        if path == main_path or not os.path.isfile(path):
+            continue
+        try:
+            fallback = TTFont(FALLBACK_NAME, path, asciiReadable=False)
+        except Exception:
+            continue
+        _serialize_subsetting(fallback)
+        pdfmetrics.registerFont(fallback)
+        _fallback, _fallback_cmap = fallback, fallback.face.charToGlyph
+        return
+
+
+def _drawable(text: str) -> str:
+    """The text with every character no font here has replaced by MISSING_GLYPH."""
+    if text.isascii():
+        return text
+    return "".join(ch if (c := ord(ch)) in _main_cmap or c in _fallback_cmap or ch in "\n " else MISSING_GLYPH
+                   for ch in text)
+
+
+def _runs(text: str) -> list[tuple[TTFont, str]]:
+    """The text as (font, part) runs: the main font wherever it has the glyph, the fallback elsewhere."""
+    if text.isascii() or not _fallback_cmap or all(ord(ch) in _main_cmap for ch in text):
+        return [(_font, text)]
+    runs: list[tuple[TTFont, str]] = []
+    for ch in text:
+        font = _font if ord(ch) in _main_cmap or ord(ch) not in _fallback_cmap else _fallback
+        if runs and runs[-1][0] is font:
+            runs[-1] = (font, runs[-1][1] + ch)
+        else:
+            runs.append((font, ch))
+    return runs
 
 
 def _fast_flate() -> None:
@@ -254,7 +306,7 @@ def _make_styles() -> dict[str, ParagraphStyle]:
 @functools.lru_cache(maxsize=8192)
 def _sw(text: str, size: float) -> float:
     """Width of text in the document font; cached, as cell values repeat (units, rates, prices, labels)."""
-    return _font.stringWidth(text, size)
+    return sum(font.stringWidth(part, size) for font, part in _runs(text))
 
 
 # --- values ----------------------------------------------------------------------------------------------------
@@ -269,7 +321,7 @@ def _text(value) -> str:
         return DASH
     text = value if isinstance(value, str) else str(value)
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")).strip()
-    return text or DASH
+    return _drawable(text) or DASH
 
 
 def _clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
@@ -278,7 +330,9 @@ def _clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
 
 def _markup(value, limit: int = MAX_FIELD_CHARS) -> str:
     """User text made safe for a Paragraph: escaped, so any markup in it prints literally."""
-    return escape(_clip(_text(value), limit)).replace("\n", "<br/>")
+    text = _clip(_text(value), limit)
+    return "".join(escape(part) if font is _font else f'<font name="{FALLBACK_NAME}">{escape(part)}</font>'
+                   for font, part in _runs(text)).replace("\n", "<br/>")
 
 
 def _decimal(value) -> Decimal | None:
@@ -438,8 +492,9 @@ class _Grid(Table):
                 continue
             encoded = runs.get(line_text)
             if encoded is None:
-                encoded = runs[line_text] = [(_font.getSubsetInternalName(subset, doc), f"({canv._escape(chunk)}) Tj")
-                                             for subset, chunk in _font.splitString(line_text, doc)]
+                encoded = runs[line_text] = [
+                    (run_font.getSubsetInternalName(subset, doc), f"({canv._escape(chunk)}) Tj")
+                    for run_font, part in _runs(line_text) for subset, chunk in run_font.splitString(part, doc)]
             for subset, op in encoded:
                 if subset != cur_subset:
                     code.append(f"{subset} {size:g} Tf")
@@ -594,19 +649,35 @@ class _Decoration:
         canv.setFont(FONT_NAME, 7.5)
         if page > 1:
             y = PAGE_H - 12 * mm
-            canv.drawString(MARGIN_X, y, self.running_left)
-            canv.drawRightString(PAGE_W - MARGIN_X, y, self.running_right)
+            _draw(canv, MARGIN_X, y, self.running_left, 7.5)
+            _draw(canv, PAGE_W - MARGIN_X, y, self.running_right, 7.5, "right")
             canv.line(MARGIN_X, y - 2.5, PAGE_W - MARGIN_X, y - 2.5)
         y = 15 * mm
         if self.footer_lines:
             canv.line(MARGIN_X, y + 9.5, PAGE_W - MARGIN_X, y + 9.5)
         for line in self.footer_lines:
-            canv.drawCentredString(PAGE_W / 2, y, line)
+            _draw(canv, PAGE_W / 2, y, line, 7.5, "centre")
             y -= 9.5
         canv.setFont(FONT_NAME, 8)
         canv.drawCentredString(PAGE_W / 2, 8 * mm, self.page_label.format(page=page, total=total),
                                wordSpace=self.page_word_space)
         canv.restoreState()
+
+
+def _draw(canv: Canvas, x: float, y: float, text: str, size: float, align: str = "left") -> None:
+    """canv.drawString (or its right or centred form) for text that may need the fallback font."""
+    runs = _runs(text)
+    if len(runs) == 1:
+        {"left": canv.drawString, "right": canv.drawRightString, "centre": canv.drawCentredString}[align](x, y, text)
+        return
+    width = _sw(text, size)
+    x -= width if align == "right" else width / 2 if align == "centre" else 0
+    out = canv.beginText(x, y)
+    for font, part in runs:
+        out.setFont(font.fontName, size)
+        out.textOut(part)
+    canv.drawText(out)
+    canv.setFont(FONT_NAME, size)
 
 
 # --- building blocks -------------------------------------------------------------------------------------------

@@ -378,3 +378,25 @@ def test_wrap_keeps_latin_words_and_hangs_punctuation():
     assert all(r._sw(line, r.TABLE_SIZE) <= 60 + r._sw("，", r.TABLE_SIZE) for line in lines)
     assert "Stainless" in lines[0] and not any(line.startswith("，") for line in lines)
     assert "".join(wrapped.split()) == "".join("Stainless steel centrifugal pump 不锈钢离心泵，工业级".split())
+
+
+def test_rare_characters_print_and_what_no_font_has_shows_as_missing(tmp_path):
+    """A buyer named 刘䶮 (CJK Extension A, which the main font lacks) was printed as 刘: a party's legal name cut
+    short without a sign. Extension A comes from the fallback font; Extension B, which no font here has, prints
+    as 〓 so the reader sees that a character is missing."""
+    name = "刘䶮 㐀记商行"
+    doc = contract(customer=dict(customer(), name=name), lines=[
+        dict(line(0), name="生僻字：㐀龘䶮 𠀀 堃喆犇淼")])
+    pdf = r.render_contract(doc)
+    text = pdftotext(pdf, tmp_path)
+    assert text.count(name) >= 2, text  # the buyer's box and the signature block
+    assert "生僻字：㐀龘䶮 〓 堃喆犇淼" in text.replace("\n", "")
+    assert r.render_contract(doc) == pdf  # still deterministic
+    fonts = pdffonts(pdf, tmp_path)
+    assert len(fonts) == 2 and all(row[-5:-2] == ["yes", "yes", "yes"] for row in fonts), fonts
+    # Running headers and footers (canvas text) use the fallback too: they name the seller on every page.
+    seller = "㐀记五金有限公司"
+    footer = f"{seller} · 服务热线 400-800-1234"
+    page_2 = pdftotext(r.render_contract(contract(n_lines=60, company=dict(company(), name=seller, footer=footer))),
+                       tmp_path, page=2)
+    assert page_2.startswith(seller) and footer in page_2, page_2
