@@ -18,7 +18,7 @@ from services.contracts.fulfilment_models import DeliveryLine, DeliveryNote
 from services.contracts.fulfilment_rules import allocate, deliverable
 from services.contracts.lifecycle import SOURCE, add_timeline
 from services.contracts.models import Contract, User
-from services.contracts.receivables import date_delivery_installments
+from services.contracts.receivables import complete_if_settled, date_delivery_installments
 from services.contracts.settings_store import load_settings
 
 DELIVERABLE = ("confirmed", "partially_delivered")
@@ -151,6 +151,7 @@ def ship(session: Session, contract: Contract, note: DeliveryNote) -> None:
                  f"Delivery note {note.number} shipped ({_lines_text(note)}); contract {contract.status}", now)
     if first:
         date_delivery_installments(session, contract, now.date())
+    complete_if_settled(session, contract)
 
 
 def _waiting_text(line, owed: Decimal) -> str:

@@ -5,7 +5,7 @@ from datetime import date
 from decimal import Decimal
 
 ZERO = Decimal(0)
-RECEIVABLE_STATUSES = ("open", "partially_paid", "paid", "overdue")
+RECEIVABLE_STATUSES = ("open", "partially_paid", "paid", "overdue", "cancelled")  # cancelled: with its contract
 
 
 def deliverable(contracted: Decimal, delivered: Decimal, in_open_notes: Decimal) -> Decimal:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import delete, func, select
@@ -75,6 +75,10 @@ def pay(session: Session, contract: Contract, receivable: Receivable, *, amount:
     """Record a payment; partial payments add up, more than what is outstanding is refused."""
     if contract.status == "cancelled":
         raise Conflict("The contract is cancelled; no payment can be recorded on it.", {"status": ["Is cancelled."]})
+    # A day of slack: the company's date may already be tomorrow's in UTC (Beijing is eight hours ahead).
+    if paid_on is not None and paid_on > utcnow().date() + timedelta(days=1):
+        raise ValidationFailed("A payment is recorded once received.",
+                               {"paid_on": [f"{paid_on.isoformat()} is in the future."]})
     left = outstanding(receivable.amount, receivable.paid_amount)
     if amount > left:
         raise ValidationFailed("The payment is more than what is still due.",
@@ -100,7 +104,47 @@ def pay(session: Session, contract: Contract, receivable: Receivable, *, amount:
         correlation_id=contract.id)
     add_timeline(session, contract.id, event.id, event_type, f"{summary}; installment paid" if settled else summary,
                  now)
+    if settled:
+        complete_if_settled(session, contract)
     return payment
+
+
+def complete_if_settled(session: Session, contract: Contract) -> None:
+    """delivered → completed once every installment of its plan is paid (a contract without a plan stays
+    delivered: nothing says what it is owed). Called after each shipment and each payment."""
+    if contract.status != "delivered":
+        return
+    statuses = session.execute(select(Receivable.status).where(Receivable.contract_id == contract.id)).scalars().all()
+    if not statuses or any(status != "paid" for status in statuses):
+        return
+    contract.status = "completed"
+    event = emit(session, SOURCE, "contract.completed", {
+        "contract_id": contract.id, "number": contract.number, "customer_id": contract.customer_id,
+        "customer_name": (contract.customer_snapshot or {}).get("name"), "total": money_str(contract.total),
+        "owner_id": contract.owner_id}, correlation_id=contract.id)
+    add_timeline(session, contract.id, event.id, "contract.completed",
+                 f"Contract {contract.number} delivered and paid in full: completed")
+
+
+def cancel_installments(session: Session, contract: Contract) -> None:
+    """With its contract, what was still to be collected is not: the installments not paid in full are cancelled.
+
+    Money already received stays recorded (paid_amount, the payments); refunding it is finance's to decide.
+    """
+    rows = session.execute(select(Receivable).where(Receivable.contract_id == contract.id,
+                                                    Receivable.status != "paid")).scalars().all()
+    if not rows:
+        return
+    for row in rows:
+        row.status = "cancelled"
+    left = sum((outstanding(r.amount, r.paid_amount) for r in rows), Decimal(0))
+    received = session.execute(select(func.coalesce(func.sum(Receivable.paid_amount), 0))
+                               .where(Receivable.contract_id == contract.id)).scalar_one()
+    summary = f"{len(rows)} installment{'s' if len(rows) > 1 else ''} cancelled ({money_str(left)} no longer due)"
+    if received:
+        summary += f"; {money_str(received)} already received stays recorded"
+    add_timeline(session, contract.id, f"receivables-cancelled:{contract.id}", "receivables.cancelled", summary,
+                 contract.cancelled_at)
 
 
 def date_delivery_installments(session: Session, contract: Contract, shipped_on: date) -> None:

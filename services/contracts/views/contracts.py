@@ -19,7 +19,7 @@ from crmkit.web.client import ServiceClient
 from crmkit.web.idempotency import idempotent
 from crmkit.web.pagination import fetch_page, fetch_prebuilt_page, page, page_args, page_statements
 from crmkit.web.requests import load, load_args
-from services.contracts import deliveries, lifecycle, recurring, rules
+from services.contracts import deliveries, lifecycle, receivables, recurring, rules
 from services.contracts.access import (contract_for, customer_and_settings, own_filter, require_contract,
                                        require_reader, scope_of, scoped)
 from services.contracts.models import Contract, Customer, TimelineEntry, User
@@ -241,6 +241,7 @@ def cancel_contract(contract_id):
         contract = contract_for(session, caller(), contract_id, lock=True)
         lifecycle.cancel(session, contract)
         deliveries.cancel_open_notes(session, contract)
+        receivables.cancel_installments(session, contract)
         recurring.pause_from_cancelled(session, contract)
     return dump(contract)
 

@@ -1,6 +1,8 @@
 """Receivables: a contract's plan, the collections list, payments."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask import Blueprint, current_app
 from marshmallow import ValidationError
 from sqlalchemy import func, select
@@ -31,7 +33,9 @@ def dump(r: Receivable, contract: Contract) -> dict:
     return out.dump({**{c: getattr(r, c) for c in ("id", "seq", "label", "amount", "due_date", "paid_amount",
                                                    "status", "contract_id", "payments")},
                      "due_days_after": {"event": r.due_event, "days": r.due_days} if r.due_event else None,
-                     "outstanding": outstanding(r.amount, r.paid_amount), "contract_number": contract.number,
+                     # Nothing is to be collected on an installment cancelled with its contract.
+                     "outstanding": Decimal(0) if r.status == "cancelled" else outstanding(r.amount, r.paid_amount),
+                     "contract_number": contract.number,
                      "customer_id": contract.customer_id, "currency": contract.currency})
 
 
