@@ -400,6 +400,7 @@ def _list(value) -> list:
 
 # A "word" is a run of characters that are neither spaces nor CJK (so Latin words stay whole); every CJK
 # character is a break opportunity of its own.
+_NUMBER = re.compile(r"-?[\d,]+(\.\d+)?%?")
 _TOKEN = re.compile(r"[^\s\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+\s*|\s+|.", re.S)
 _NO_LINE_START = frozenset("，。、；：！？）」』】》〉”’,.;:!?)%")
 
@@ -429,6 +430,14 @@ def _wrap(text: str, width: float, size: float = TABLE_SIZE, max_lines: int = MA
                 continue
             if _sw(tok.rstrip(), size) <= width:
                 cur, cur_w = tok, tok_w
+                continue
+            if _NUMBER.fullmatch(tok.rstrip()):  # a number wider than the cell: break after its commas
+                pieces = [p for p in re.split(r"(?<=,)", tok.rstrip()) if p]
+                for piece in pieces:
+                    if cur and cur_w + _sw(piece, size) > width:
+                        lines.append(cur)
+                        cur, cur_w = "", 0.0
+                    cur, cur_w = cur + piece, cur_w + _sw(piece, size)
                 continue
             for ch in tok:  # a word wider than the cell: break it anywhere
                 ch_w = _sw(ch, size)
@@ -793,7 +802,29 @@ def _lines_table(ctx: _Ctx) -> Table:
         ])
     if len(rows) == 1:
         rows.append([DASH] * len(rows[0]))
-    return _table(rows, _LINE_FRACTIONS, "LLLRRRRRR")
+    return _table(rows, _fit_numbers(rows[1:], _LINE_FRACTIONS, numbers=range(3, 9), give=1), "LLLRRRRRR")
+
+
+def _fit_numbers(body: list[list[str]], fractions: tuple, numbers, give: int, keep: float = 0.10,
+                 narrowest: float = 0.05) -> tuple:
+    """Column fractions widened so each number column holds its widest value on one line. The room comes from
+    column `give` (the product name, which wraps anywhere) down to `keep`, then from number columns wider than
+    their values need (down to `narrowest`, room for a two-character header). A number cut in two reads as
+    another number (12,345.67 over 8), so numbers wrap only when all that is not enough, and then at a comma."""
+    fractions = list(fractions)
+    need = {col: (max(_sw(row[col], TABLE_SIZE) for row in body) + 2 * CELL_PAD + 1) / CONTENT_W for col in numbers}
+    donors = [give] + [col for col in numbers if need[col] < fractions[col]]
+    floor = {give: keep, **{col: max(need[col], narrowest) for col in numbers}}
+    for col in numbers:
+        for donor in donors:
+            short = need[col] - fractions[col]
+            if short <= 0:
+                break
+            extra = min(short, fractions[donor] - floor[donor])
+            if extra > 0:
+                fractions[col] += extra
+                fractions[donor] -= extra
+    return tuple(fractions)
 
 
 def _totals(ctx: _Ctx) -> list:

@@ -400,3 +400,22 @@ def test_rare_characters_print_and_what_no_font_has_shows_as_missing(tmp_path):
     page_2 = pdftotext(r.render_contract(contract(n_lines=60, company=dict(company(), name=seller, footer=footer))),
                        tmp_path, page=2)
     assert page_2.startswith(seller) and footer in page_2, page_2
+
+
+def test_large_numbers_are_never_cut_inside_a_digit_group(tmp_path):
+    """12,345.678 printed as 12,345.67 over 8 reads as another quantity. Number columns now widen at the
+    product name's expense; only numbers too long for any room left break, and then after a comma."""
+    big = dict(line(0), quantity="12345.678", unit_price="6790.05", amount="83827479.23", tax_amount="10897572.30",
+               discount="0", tax_rate="0.13")
+    text = pdftotext(r.render_contract(contract(lines=[big])), tmp_path)
+    for value in ("12,345.678", "6,790.05", "83,827,479.23", "10,897,572.30"):
+        assert value in text, value
+    huge = dict(line(1), quantity="1000000000", unit_price="999999999999.99", amount="999999999999999.99",
+                tax_amount="129999999999999.99", discount="0.05", tax_rate="0.13")
+    text = pdftotext(r.render_contract(contract(lines=[big, huge])), tmp_path)
+    for value in ("12,345.678", "83,827,479.23", "1,000,000,000", "999,999,999,999.99"):
+        assert value in text, value
+    # Whatever still has to break does so after a comma: each piece is whole digit groups.
+    pieces = re.findall(r"[\d,.]+", text)
+    assert "129,999,999,999,999.99" in text or {"129,999,999,", "999,999.99"} <= set(pieces) or \
+        {"129,999,999,999,", "999.99"} <= set(pieces), pieces
