@@ -20,6 +20,8 @@ EVENT_TYPES = (
     "document.requested", "email.requested", "stock.allocated", "recurring.failed",
     # A payment that leaves its installment partly paid (the one that settles it is receivable.paid).
     "payment.recorded",
+    # A delivered contract paid in full; a customer handed to another salesperson (its quotes follow).
+    "contract.completed", "customer.reassigned",
 )
 
 DEPARTMENT_NAMES = ("production", "procurement", "warehouse", "finance", "sales")
@@ -35,7 +37,7 @@ CONSUMES: dict[str, dict[str, tuple[str, ...]]] = {
         ),
     },
     "quotes": {
-        "crm.quotes.conversions": ("contract.created", "document.rendered"),
+        "crm.quotes.conversions": ("contract.created", "document.rendered", "customer.reassigned"),
     },
     "inventory": {
         "crm.inventory.stock": ("contract.confirmed", "contract.cancelled", "delivery.shipped"),

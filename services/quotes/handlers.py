@@ -1,7 +1,9 @@
 """The quotes service's reactions: a contract made from a quote converts it; a rendered PDF is remembered."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
 
 from crmkit.messaging.consumer import Skip, only_if
 from services.quotes import lifecycle
@@ -33,7 +35,17 @@ def document_rendered(envelope, session, ctx):
     raise Skip()
 
 
+def customer_reassigned(envelope, session, ctx):
+    """A customer's quotes follow it to its new salesperson, as its contracts do at the gateway."""
+    data = envelope.data
+    at = datetime.fromisoformat(envelope.occurred_at.replace("Z", "+00:00"))
+    session.execute(update(Quote).where(Quote.customer_id == data["customer_id"],
+                                        or_(Quote.owner_since.is_(None), Quote.owner_since < at))
+                    .values(owner_id=data["owner_id"], owner_since=at))
+
+
 HANDLERS = {
     "contract.created": contract_created,
     "document.rendered": document_rendered,
+    "customer.reassigned": customer_reassigned,
 }

@@ -56,7 +56,8 @@ def create(session: Session, *, customer: dict, priced: list[dict], created_by: 
     valid_until = valid_until or rules.default_valid_until(now.date())
     rules.require_valid_until(valid_until, now.date())
     quote = Quote(id=str(uuid.uuid4()), number=next_number(session, "QT", now.year), customer_id=customer["id"],
-                  customer_snapshot=customer_snapshot(customer), owner_id=customer["owner"], status="draft",
+                  customer_snapshot=customer_snapshot(customer), owner_id=customer["owner"], owner_since=now,
+                  status="draft",
                   valid_until=valid_until, currency=currency, payment_terms=payment_terms,
                   delivery_date=delivery_date, notes=notes, created_by=created_by, created_at=now, updated_at=now)
     set_lines(session, quote, priced)

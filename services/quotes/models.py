@@ -23,6 +23,9 @@ class Quote(Base):
     # name, email, language, address, contact_person, phone as the gateway gave them at creation
     customer_snapshot: Mapped[dict] = mapped_column(JSON)
     owner_id: Mapped[str] = mapped_column(String(36))  # the customer's salesperson
+    # As of when owner_id holds: a customer.reassigned that occurred earlier changes nothing (events of two
+    # reassignments may be handled out of order).
+    owner_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Stored states are draft, sent, accepted, converted, rejected; expired is derived from valid_until.
     status: Mapped[str] = mapped_column(String(16), default="draft")
     valid_until: Mapped[date] = mapped_column(Date)

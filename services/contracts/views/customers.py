@@ -7,11 +7,14 @@ from flask import Blueprint, current_app
 from sqlalchemy import select, update
 
 from crmkit.errors import Forbidden, field_error
+from crmkit.messaging.outbox import emit
 from crmkit.web.auth import caller
 from crmkit.web.idempotency import idempotent
 from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load
 from services.contracts.access import customer_for, own_filter, require_reader
+from services.contracts.fulfilment_models import RecurringSchedule
+from services.contracts.lifecycle import SOURCE
 from services.contracts.models import Contract, Customer, User
 from services.contracts.schemas import CustomerIn, CustomerOut
 
@@ -80,9 +83,15 @@ def patch_customer(customer_id):
             # so for them this is either themselves or a 403.
             owner = _owner(session, data.pop("owner"))
             if owner != customer.owner:
-                customer.owner = owner
-                # Open contracts follow their customer to the new salesperson.
+                previous, customer.owner = customer.owner, owner
+                # The customer's contracts and recurring schedules follow it to the new salesperson here; its
+                # quotes, in the quotes service, on customer.reassigned.
                 session.execute(update(Contract).where(Contract.customer_id == customer.id).values(owner_id=owner))
+                session.execute(update(RecurringSchedule).where(RecurringSchedule.customer_id == customer.id)
+                                .values(owner_id=owner))
+                emit(session, SOURCE, "customer.reassigned", {
+                    "customer_id": customer.id, "customer_name": customer.name, "owner_id": owner,
+                    "previous_owner_id": previous}, correlation_id=customer.id)
         for key, value in data.items():
             if key == "name" and not value:
                 raise field_error("name", "Must not be empty.")
