@@ -11,7 +11,7 @@ from typing import Callable
 
 from sqlalchemy.exc import OperationalError
 
-from crmkit import migrations
+from crmkit import migrations, timeutil
 from crmkit.db import Database
 from crmkit.housekeeping import housekeeping_loop
 from crmkit.messaging.consumer import Worker
@@ -41,6 +41,8 @@ def setup_logging():
 
 
 def open_database(spec: ServiceSpec, settings: Settings) -> Database:
+    # Every process opens its database on start: the place to fix its business dates' zone too.
+    timeutil.use_zone(settings.timezone)
     db = Database(settings.database_url, settings.db_schema, tables=KIT_TABLES + spec.tables)
     migrations.upgrade(spec, settings, db)  # every web and worker process; a lock lets one do the work
     if spec.on_start:

@@ -17,7 +17,7 @@ KNOWN_VARIABLES = {
     "MAIL_FROM", "CRM_SECRET_KEY", "CRM_ADMIN_USER", "CRM_ADMIN_PASSWORD", "DOCUMENTS_DIR", "PORT",
     "CRM_VAR_DIR", "CRM_LOG_LEVEL", "CRM_SCHEDULER_INTERVAL", "CRM_RELAY_INTERVAL",
     "CRM_WORKER_THREADS", "CRM_EMAIL_SENDERS", "CRM_WORKER_NICE", "CRM_TOKEN_TTL", "CRM_CREATE_TABLES",
-    "CRM_RETENTION_DAYS",
+    "CRM_RETENTION_DAYS", "CRM_TIMEZONE",
 } | {f"{s.upper()}_DATABASE_URL" for s in SERVICES} | {f"{s.upper()}_URL" for s in SERVICES}
 
 
@@ -64,6 +64,7 @@ class Settings:
     scheduler_interval: float = 60.0
     token_ttl: int = 8 * 3600
     retention_days: float = DEFAULT_RETENTION_DAYS
+    timezone: str = "Asia/Shanghai"  # CRM_TIMEZONE: the company's business dates (crmkit.timeutil)
 
     @property
     def embedded(self) -> bool:
@@ -122,7 +123,19 @@ class Settings:
             scheduler_interval=float(env.get("CRM_SCHEDULER_INTERVAL") or 60),
             token_ttl=int(env.get("CRM_TOKEN_TTL") or 8 * 3600),
             retention_days=float(env.get("CRM_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
+            timezone=_zone_name(env.get("CRM_TIMEZONE")),
         )
+
+
+def _zone_name(value: str | None) -> str:
+    """CRM_TIMEZONE checked when the settings are read, so a misspelt zone stops the start, not a request."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    name = (value or "").strip() or "Asia/Shanghai"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"CRM_TIMEZONE={name!r} is not a time zone name such as Asia/Shanghai or UTC") from None
+    return name
 
 
 def _normalise_db_url(url: str | None) -> str | None:

@@ -1,5 +1,30 @@
-"""Time in UTC, the only zone the back end stores."""
-from datetime import datetime, timezone
+"""Time in UTC, the only zone the back end stores; dates in the company's zone, the day its people live in.
+
+A contract confirmed at 07:30 in Shanghai is signed that day, not on the previous one (23:30 UTC): every date
+the system sets itself (signing, shipping, a payment recorded without a date, due dates counted from them, the
+dates printed on documents, the year in a contract number, "today" for expiry and overdue checks) is the
+business date in CRM_TIMEZONE. Times stay UTC.
+"""
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+DEFAULT_ZONE = "Asia/Shanghai"
+_zone = ZoneInfo(DEFAULT_ZONE)
+
+
+def use_zone(name: str) -> None:
+    """Set the business zone for this process (every service process does, from its settings, on start)."""
+    global _zone
+    _zone = ZoneInfo(name)
+
+
+def business_date(moment: datetime | None = None) -> date:
+    """The company's date at `moment` (now when None)."""
+    return as_utc(moment or utcnow()).astimezone(_zone).date()
+
+
+def business_now() -> datetime:
+    return utcnow().astimezone(_zone)
 
 
 def utcnow() -> datetime:

@@ -12,7 +12,7 @@ from crmkit.errors import Conflict, ValidationFailed
 from crmkit.fields import qty_str
 from crmkit.messaging.outbox import emit
 from crmkit.numbering import next_number
-from crmkit.timeutil import iso, utcnow
+from crmkit.timeutil import business_date, iso, utcnow
 from services.contracts import rules
 from services.contracts.fulfilment_models import DeliveryLine, DeliveryNote
 from services.contracts.fulfilment_rules import allocate, deliverable
@@ -90,7 +90,7 @@ def create(session: Session, contract: Contract, *, lines: list[dict] | None, sh
     for no, qty in taken:
         merged[no] = merged.get(no, Decimal(0)) + qty
     note = DeliveryNote(
-        id=str(uuid.uuid4()), number=next_number(session, "DN", utcnow().year), contract_id=contract.id,
+        id=str(uuid.uuid4()), number=next_number(session, "DN", business_date().year), contract_id=contract.id,
         status="open", ship_date=ship_date, created_by=created_by, created_at=utcnow(),
         address=address if address is not None else (contract.customer_snapshot or {}).get("address"),
         lines=[DeliveryLine(line_no=no, product_code=by_no[no].product_code, name=by_no[no].name,
@@ -131,7 +131,7 @@ def ship(session: Session, contract: Contract, note: DeliveryNote) -> None:
     note.status = "shipped"
     note.shipped_at = now
     if note.ship_date is None:
-        note.ship_date = now.date()
+        note.ship_date = business_date(now)
     target = rules.delivery_status([(l.quantity, l.delivered) for l in contract.lines])
     if target != contract.status:
         rules.require_move(contract.status, target)
@@ -150,7 +150,7 @@ def ship(session: Session, contract: Contract, note: DeliveryNote) -> None:
     add_timeline(session, contract.id, event.id, "delivery.shipped",
                  f"Delivery note {note.number} shipped ({_lines_text(note)}); contract {contract.status}", now)
     if first:
-        date_delivery_installments(session, contract, now.date())
+        date_delivery_installments(session, contract, business_date(now))
     complete_if_settled(session, contract)
 
 

@@ -16,7 +16,7 @@ from crmkit.fields import qty_str
 from crmkit.messaging.outbox import emit
 from crmkit.money import amount_in_words, money_str, price_line, size_errors, totals
 from crmkit.numbering import next_number, next_value
-from crmkit.timeutil import iso, utcnow
+from crmkit.timeutil import business_date, iso, utcnow
 from services.contracts import rules
 from services.contracts.models import Contract, ContractLine, Customer, TimelineEntry
 from services.contracts.settings_store import load_settings
@@ -76,7 +76,7 @@ def create(session: Session, *, customer: Customer, lines: list[ContractLine], c
     settings = settings if settings is not None else load_settings(session)
     now = utcnow()
     contract = Contract(
-        id=str(uuid.uuid4()), number=next_number(session, "HT", now.year), version=1, customer_id=customer.id,
+        id=str(uuid.uuid4()), number=next_number(session, "HT", business_date(now).year), version=1, customer_id=customer.id,
         customer_snapshot=customer_snapshot(customer), quote_id=quote_id, recurring_id=recurring_id,
         status="draft", currency=currency, delivery_date=delivery_date,
         payment_terms=payment_terms if payment_terms is not None else settings["default_payment_terms"],

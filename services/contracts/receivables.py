@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import delete, func, select
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from crmkit.errors import Conflict, ValidationFailed
 from crmkit.messaging.outbox import emit
 from crmkit.money import money_str, split_installments
-from crmkit.timeutil import iso, utcnow
+from crmkit.timeutil import business_date, iso, utcnow
 from services.contracts import schedule
 from services.contracts.fulfilment_models import DeliveryNote, Payment, Receivable
 from services.contracts.fulfilment_rules import installment_status, outstanding
@@ -23,7 +23,7 @@ PLANNABLE = ("confirmed", "partially_delivered", "delivered", "completed")
 
 
 def _as_date(moment) -> date | None:
-    return moment.date() if moment is not None else None
+    return business_date(moment) if moment is not None else None
 
 
 def first_shipped_on(session: Session, contract_id: str) -> date | None:
@@ -75,8 +75,7 @@ def pay(session: Session, contract: Contract, receivable: Receivable, *, amount:
     """Record a payment; partial payments add up, more than what is outstanding is refused."""
     if contract.status == "cancelled":
         raise Conflict("The contract is cancelled; no payment can be recorded on it.", {"status": ["Is cancelled."]})
-    # A day of slack: the company's date may already be tomorrow's in UTC (Beijing is eight hours ahead).
-    if paid_on is not None and paid_on > utcnow().date() + timedelta(days=1):
+    if paid_on is not None and paid_on > business_date():
         raise ValidationFailed("A payment is recorded once received.",
                                {"paid_on": [f"{paid_on.isoformat()} is in the future."]})
     left = outstanding(receivable.amount, receivable.paid_amount)
@@ -85,7 +84,7 @@ def pay(session: Session, contract: Contract, receivable: Receivable, *, amount:
                                {"amount": [f"At most {money_str(left)} is still due on this installment."]})
     now = utcnow()
     payment = Payment(id=str(uuid.uuid4()), receivable_id=receivable.id, amount=amount,
-                      paid_on=paid_on or now.date(), reference=reference, created_by=created_by, created_at=now)
+                      paid_on=paid_on or business_date(now), reference=reference, created_by=created_by, created_at=now)
     session.add(payment)
     receivable.payments.append(payment)
     receivable.paid_amount += amount

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from crmkit.errors import Conflict, ValidationFailed
 from crmkit.messaging.outbox import emit
 from crmkit.money import money_str
-from crmkit.timeutil import utcnow
+from crmkit.timeutil import business_date, utcnow
 from services.contracts import lifecycle, schedule
 from services.contracts.fulfilment_models import RecurringRun, RecurringSchedule
 from services.contracts.models import Contract, ContractLine, Customer, User
@@ -156,7 +156,7 @@ def pause_for_cancelled_source(row: RecurringSchedule, source: Contract) -> None
     # A retry cannot help, unlike other failures: paused, it leaves the scheduler's due list, and resume refuses
     # while the source stays cancelled.
     if row.status == "active":
-        row.status, row.paused_on = "paused", utcnow().date()
+        row.status, row.paused_on = "paused", business_date()
     if row.status == "paused":
         row.last_error = (f"Paused: the source contract {source.number} was cancelled; no contract is generated "
                           "from it.")
@@ -166,7 +166,7 @@ def _delivery(source: Contract, run_on: date) -> date | None:
     """Keep the source's lead time: delivery as many days after the period as it was after the source's creation."""
     if source.delivery_date is None or source.created_at is None:
         return None
-    lead = source.delivery_date - source.created_at.date()
+    lead = source.delivery_date - business_date(source.created_at)
     return run_on + max(lead, ZERO_DAYS)
 
 

@@ -13,7 +13,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from crmkit.timeutil import utcnow
+from crmkit.timeutil import business_date
 from services.contracts import receivables, recurring
 from services.contracts.fulfilment_models import Receivable, RecurringRun, RecurringSchedule
 from services.contracts.models import Contract
@@ -150,7 +150,7 @@ def scheduler_loop(settings, db, ctx, stop_event) -> None:
     """The contracts worker's timer: run the scheduler as of today every settings.scheduler_interval seconds."""
     while not stop_event.is_set():
         try:
-            report = run_due(db, settings, utcnow().date())
+            report = run_due(db, settings, business_date())
             if report.generated or report.failed or report.overdue:
                 log.info("scheduler: %d generated, %d failed, %d overdue", len(report.generated),
                          len(report.failed), len(report.overdue))
@@ -169,13 +169,13 @@ def main(argv=None) -> None:
     from services.contracts import spec
 
     parser = argparse.ArgumentParser(prog="services.contracts.scheduler")
-    parser.add_argument("--as-of", type=date.fromisoformat, default=None, help="default: today (UTC)")
+    parser.add_argument("--as-of", type=date.fromisoformat, default=None, help="default: today in CRM_TIMEZONE")
     args = parser.parse_args(argv)
     setup_logging()
     settings = Settings.from_env("contracts")
     db = open_database(spec(), settings)
     try:
-        print(json.dumps(run_due(db, settings, args.as_of or utcnow().date()).to_dict()), flush=True)
+        print(json.dumps(run_due(db, settings, args.as_of or business_date()).to_dict()), flush=True)
     finally:
         db.dispose()
 

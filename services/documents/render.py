@@ -23,6 +23,7 @@ import os
 import re
 import threading
 import zlib
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from io import BytesIO
 from xml.sax.saxutils import escape
@@ -39,6 +40,8 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import CondPageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 from reportlab.platypus.flowables import HRFlowable
 from reportlab.platypus.tables import CellStyle
+
+from crmkit.timeutil import business_date
 
 __all__ = ["KINDS", "FontUnavailable", "font_path", "render", "render_contract", "render_delivery_note",
            "render_quote", "render_receivables_plan", "warm_up"]
@@ -375,9 +378,15 @@ def _percent(value) -> str:
 
 
 def _date(value) -> str:
-    """The calendar date of an ISO date or timestamp (as sent: UTC for timestamps)."""
+    """The calendar date of an ISO date, or the company's date of a timestamp (sent in UTC: a contract confirmed
+    at 07:30 in Shanghai, 23:30 UTC the day before, is dated the day it was confirmed)."""
     text = _text(value)
     match = _DATE.match(text)
+    if match and len(text) > 10 and text[10] in "T ":
+        try:
+            return business_date(datetime.fromisoformat(text.replace("Z", "+00:00"))).isoformat()
+        except ValueError:
+            pass
     return match.group(0) if match else text
 
 

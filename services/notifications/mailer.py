@@ -10,7 +10,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes
-from email.utils import parseaddr
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr

@@ -11,7 +11,7 @@ from crmkit.fields import qty_str
 from crmkit.messaging.outbox import emit
 from crmkit.money import amount_in_words, money_str
 from crmkit.numbering import next_number
-from crmkit.timeutil import iso, utcnow
+from crmkit.timeutil import business_date, iso, utcnow
 from services.quotes import rules
 from services.quotes.models import Quote, QuoteLine
 
@@ -20,7 +20,7 @@ SNAPSHOT_FIELDS = ("name", "email", "language", "address", "contact_person", "ph
 
 
 def today() -> date:
-    return utcnow().date()
+    return business_date()
 
 
 def status_of(quote: Quote) -> str:
@@ -53,9 +53,9 @@ def set_lines(session: Session, quote: Quote, priced: list[dict]) -> None:
 def create(session: Session, *, customer: dict, priced: list[dict], created_by: str, valid_until: date | None,
            currency: str, payment_terms: str | None, delivery_date: date | None, notes: str | None) -> Quote:
     now = utcnow()
-    valid_until = valid_until or rules.default_valid_until(now.date())
-    rules.require_valid_until(valid_until, now.date())
-    quote = Quote(id=str(uuid.uuid4()), number=next_number(session, "QT", now.year), customer_id=customer["id"],
+    valid_until = valid_until or rules.default_valid_until(business_date(now))
+    rules.require_valid_until(valid_until, business_date(now))
+    quote = Quote(id=str(uuid.uuid4()), number=next_number(session, "QT", business_date(now).year), customer_id=customer["id"],
                   customer_snapshot=customer_snapshot(customer), owner_id=customer["owner"], owner_since=now,
                   status="draft",
                   valid_until=valid_until, currency=currency, payment_terms=payment_terms,

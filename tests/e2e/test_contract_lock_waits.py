@@ -7,7 +7,6 @@ and checks what a user would see: deliveries lost, a contract confirmed with its
 from __future__ import annotations
 
 import threading
-import time
 
 import psycopg
 import pytest

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support.infra import ROOT, wait_for
+from support.infra import ROOT, company_date, wait_for
 
 SCHEDULER_AS_OF = "2031-04-15"
 
@@ -153,10 +153,9 @@ def check_receivables(api, sales, other, contract):
         (1, "42.38", "open", "0.00"), (2, "98.87", "open", "0.00")]
     assert sum(int(r["amount"].replace(".", "")) for r in items) == 14125
     first, second = items
-    shipped_on = date.fromisoformat(sales.get(f"/api/v1/contracts/{cid}/delivery-notes").json["items"][0]
-                                    ["shipped_at"][:10])
+    shipped_on = company_date(sales.get(f"/api/v1/contracts/{cid}/delivery-notes").json["items"][0]["shipped_at"])
     assert second["due_date"] == (shipped_on + timedelta(days=30)).isoformat()  # tied to the first shipment
-    assert first["due_date"] == sales.get(f"/api/v1/contracts/{cid}").json["confirmed_at"][:10]
+    assert first["due_date"] == company_date(sales.get(f"/api/v1/contracts/{cid}").json["confirmed_at"]).isoformat()
 
     # Payments: someone else's receivable is not there; more than is due names the amount.
     assert other.post(f"/api/v1/receivables/{first['id']}/payments", json={"amount": "1.00"}).status_code == 404

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from services.contracts import recurring
 from services.contracts.fulfilment_models import RecurringSchedule
-from support.infra import wait_for
+from support.infra import company_date, wait_for
 
 
 def in_parallel(calls):
@@ -98,7 +98,8 @@ def test_a_plan_without_a_body_comes_from_the_settings(embedded):
     note = api.post(f"/api/v1/contracts/{contract['id']}/delivery-notes").json
     shipped = api.post(f"/api/v1/delivery-notes/{note['id']}/ship").json
     dated = api.get(f"/api/v1/contracts/{contract['id']}/receivables").json["items"][1]
-    ship_day = date.fromisoformat(shipped["shipped_at"][:10])
+    ship_day = company_date(shipped["shipped_at"])
+    assert shipped["ship_date"] == ship_day.isoformat()
     assert dated["due_date"] == (ship_day + timedelta(days=15)).isoformat()
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import date, datetime
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -42,6 +43,13 @@ def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, message: 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last value: {last!r})")
+
+
+def company_date(timestamp: str) -> date:
+    """The company's date (CRM_TIMEZONE, Asia/Shanghai unless set) of a UTC timestamp the API returned: the day
+    the system dates what happened then (signing, shipping, due dates counted from them)."""
+    from crmkit.timeutil import business_date
+    return business_date(datetime.fromisoformat(timestamp.replace("Z", "+00:00")))
 
 
 def free_port() -> int:

@@ -419,3 +419,11 @@ def test_large_numbers_are_never_cut_inside_a_digit_group(tmp_path):
     pieces = re.findall(r"[\d,.]+", text)
     assert "129,999,999,999,999.99" in text or {"129,999,999,", "999,999.99"} <= set(pieces) or \
         {"129,999,999,999,", "999.99"} <= set(pieces), pieces
+
+
+def test_dates_printed_are_the_companys_not_utcs(tmp_path):
+    """Confirmed at 07:37 in Beijing (23:37 UTC the day before): the signed contract carries the day it was
+    confirmed. Plain dates print as given."""
+    text = pdftotext(r.render_contract(contract(created_at="2026-11-27T23:30:00Z", confirmed_at="2026-11-27T23:37:00Z",
+                                                delivery_date="2026-12-20")), tmp_path)
+    assert "2026-11-28" in text and "2026-11-27" not in text and "2026-12-20" in text

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
-from crmkit.timeutil import utcnow
+from crmkit.timeutil import business_date
 from crmkit.web.auth import caller
 from crmkit.web.requests import load
 from services.contracts.fulfilment_schemas import SchedulerRunIn
@@ -16,6 +16,6 @@ bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 def run_scheduler():
     caller().require("admin")
     data = load(SchedulerRunIn(), required=False)
-    as_of = data.get("as_of") or utcnow().date()
+    as_of = data.get("as_of") or business_date()
     report = run_due(current_app.extensions["crm_db"], current_app.config["CRM_SETTINGS"], as_of)
     return report.to_dict()

@@ -5,7 +5,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import select
 
 from crmkit.errors import NotFound, ValidationFailed
-from crmkit.timeutil import utcnow
+from crmkit.timeutil import business_date
 from crmkit.web.auth import caller
 from crmkit.web.idempotency import idempotent
 from crmkit.web.pagination import fetch_page, page, page_args
@@ -81,7 +81,7 @@ def pause_schedule(schedule_id):
     _writer()
     with _db().session() as session:
         row = _schedule(session, schedule_id, lock=True)
-        recurring.pause(row, utcnow().date())
+        recurring.pause(row, business_date())
         return out.dump(row)
 
 
@@ -90,5 +90,5 @@ def resume_schedule(schedule_id):
     _writer()
     with _db().session() as session:
         row = _schedule(session, schedule_id, lock=True)
-        recurring.resume(row, utcnow().date(), session.get(Contract, row.source_contract_id))
+        recurring.resume(row, business_date(), session.get(Contract, row.source_contract_id))
         return out.dump(row)
