@@ -82,8 +82,9 @@ def render(out: Outgoing) -> bytes:
                 ("Message-ID", out.message_id), ("MIME-Version", "1.0")]
     parts = [_part("text/plain; charset=\"utf-8\"", out.body.encode("utf-8"))]
     if out.attachment is not None:
-        parts.append(_part("application/pdf", out.attachment,
-                           f"attachment; {_filename_param(out.attachment_name or 'document.pdf')}"))
+        name = out.attachment_name or "document.pdf"
+        parts.append(_part(f"application/pdf; {_name_param(name)}", out.attachment,
+                           f"attachment; {_filename_param(name)}"))
     lines = [f"{name}: {value}" for name, value in headers]
     lines += [f'Content-Type: multipart/mixed; boundary="{boundary}"', ""]
     for part in parts:
@@ -116,6 +117,14 @@ def _filename_param(name: str) -> str:
     if name.isascii() and not any(c in name for c in '"\\'):
         return f'filename="{name}"'
     return f"filename*=utf-8''{quote(name, safe='')}"  # RFC 2231, as mail readers expect for a Chinese name
+
+
+def _name_param(name: str) -> str:
+    """The attachment's name on its Content-Type too, for mail readers that ignore RFC 2231 (older Outlook,
+    some webmail): as an encoded word there, the way Gmail and Outlook themselves send a Chinese file name."""
+    if name.isascii() and not any(c in name for c in '"\\'):
+        return f'name="{name}"'
+    return f'name="=?utf-8?b?{base64.b64encode(name.encode("utf-8")).decode("ascii")}?="'
 
 
 def _part(content_type: str, payload: bytes, disposition: str | None = None) -> str:

@@ -69,8 +69,8 @@ TEMPLATES = {
         "shortage": "Contract {number}{customer} is short of {items}, delivery on {delivery_date}; {action}",
         "stock_warning": "Contract {number}{customer} is short of stock: {items}; please agree the delivery with "
                          "the customer.",
-        "delivery_created": "Delivery note {delivery_number} of contract {number}{customer} has been issued for "
-                            "shipping on {ship_date}; please prepare the goods.",
+        "delivery_created": "Delivery note {delivery_number} of contract {number}{customer} has been issued; "
+                            "ship date: {ship_date}; please prepare the goods.",
         "delivery_shipped": "Delivery note {delivery_number} of contract {number}{customer} has been shipped.",
         "receivables_planned": "The receivables plan of contract {number}{customer} is set: {count} instalments, "
                                "{total} in total.",

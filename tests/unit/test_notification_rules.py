@@ -222,3 +222,17 @@ def test_message_refuses_a_header_breaking_address():
     (None, "CNY", "—")])
 def test_amounts_in_department_texts_are_grouped_as_on_the_documents(amount, currency, text):
     assert rules.money_text(amount, currency) == text
+
+
+def test_a_chinese_attachment_name_reaches_readers_of_either_convention():
+    out = Outgoing(id="e4", message_id="<e4@x.cn>", mail_from="s@x.cn", to=["buyer@example.cn"], subject="合同",
+                   body="您好", attachment=b"%PDF-1.4", attachment_name="销售合同-HT-2026-000061.pdf")
+    raw = render(out).decode("ascii")
+    [attachment] = list(build(out).iter_attachments())
+    assert attachment.get_filename() == "销售合同-HT-2026-000061.pdf"  # RFC 2231 on Content-Disposition
+    name = attachment.get_param("name")  # and an encoded word on Content-Type, for readers without RFC 2231
+    from email.header import decode_header, make_header
+    assert str(make_header(decode_header(name))) == "销售合同-HT-2026-000061.pdf", raw
+    assert 'name="contract.pdf"' in render(Outgoing(id="e5", message_id="<e5@x.cn>", mail_from="s@x.cn",
+                                                   to=["b@x.cn"], subject="s", body="b", attachment=b"%PDF",
+                                                   attachment_name="contract.pdf")).decode("ascii")
