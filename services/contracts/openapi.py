@@ -130,6 +130,9 @@ def operations() -> list[Op]:
         Op("GET", "/products", "The catalogue with stock", "products", response=inv.ProductOut, paged=True,
            query=inv.ProductQuery),
         Op("GET", "/products/<code>", "One product with its stock", "products", response=inv.ProductOut),
+        Op("PATCH", "/products/<code>", "Change a product: price, name, unit, tax rate (admin, manager); contracts "
+           "and quotes made before keep theirs", "products", body=inv.ProductPatch, response=inv.ProductOut,
+           example={"unit_price": "13.20"}),
         Op("POST", "/products/<code>/stock", "Goods received or adjusted (admin, manager)", "products",
            body=inv.StockIn, response=inv.ProductOut, example={"delta": "500", "reason": "goods received"}),
         # --- quotes -----------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load, load_args
 from services.inventory import spec as service_spec
 from services.inventory.models import Product
-from services.inventory.schemas import ProductIn, ProductOut, ProductQuery, StockIn
+from services.inventory.schemas import ProductIn, ProductOut, ProductPatch, ProductQuery, StockIn
 from services.inventory.stock import receive
 
 bp = Blueprint("products", __name__, url_prefix="/api/v1/products")
@@ -69,6 +69,20 @@ def get_product(code):
         product = session.get(Product, code)
         if product is None:
             raise NotFound(f"No product with code {code}.")
+        return dump(product)
+
+
+@bp.patch("/<code>")
+def change_product(code):
+    caller().require("admin", "manager")
+    data = load(ProductPatch())
+    with _db().session() as session:
+        product = session.get(Product, code)
+        if product is None:
+            raise NotFound(f"No product with code {code}.")
+        for key, value in data.items():
+            setattr(product, key, value)  # only these columns are written: the stock counters stay untouched
+        session.flush()
         return dump(product)
 
 

@@ -25,6 +25,16 @@ class ProductIn(Schema):
     # No on_hand: stock only arrives through POST /products/{code}/stock, which writes the stock ledger.
 
 
+class ProductPatch(Schema):
+    """A catalogue change (price, name, ...): new contracts and quotes take it; those made before keep theirs."""
+    name = Text(200, min_length=1)
+    unit = Text(32, min_length=1)
+    unit_price = Money()
+    currency = fields.String(validate=validate.OneOf(["CNY", "USD", "EUR", "HKD", "JPY"]))
+    tax_rate = Rate()
+    replenished_by = fields.String(validate=validate.OneOf(REPLENISHED_BY))
+
+
 class ProductOut(Schema):
     code = fields.String()
     name = fields.String()

@@ -361,3 +361,23 @@ def test_fulfilment_embedded(embedded):
 @pytest.mark.e2e
 def test_fulfilment_on_rabbitmq_and_postgresql(cluster):
     run_fulfilment(cluster.api, cluster.env)
+
+
+def test_a_catalogue_price_changes_for_new_contracts_only(embedded):
+    api = embedded.api
+    api.product("LAMP", stock=10, price="30.00")
+    customer = api.customer()["id"]
+    before = api.contract(customer, [("LAMP", 1)])
+    changed = api.patch("/api/v1/products/LAMP", json={"unit_price": "32.50", "name": "台灯 LED"})
+    assert changed.status_code == 200, changed
+    assert (changed.json["unit_price"], changed.json["name"], changed.json["on_hand"]) == ("32.50", "台灯 LED", "10")
+    after = api.contract(customer, [("LAMP", 1)])
+    assert [(l["unit_price"], l["name"]) for l in after["lines"]] == [("32.50", "台灯 LED")]
+    assert api.get(f"/api/v1/contracts/{before['id']}").json["lines"][0]["unit_price"] == "30.00"
+    sales = api.user("sam")
+    assert sales.patch("/api/v1/products/LAMP", json={"unit_price": "1.00"}).status_code == 403
+    for body, field in (({"unit_price": "-1"}, "unit_price"), ({"code": "X"}, "code"), ({"name": ""}, "name")):
+        refused = api.patch("/api/v1/products/LAMP", json=body)
+        assert refused.status_code == 422 and field in refused.json["error"]["fields"], refused
+    assert api.patch("/api/v1/products/NOPE", json={"unit_price": "1.00"}).status_code == 404
+    assert api.get("/api/v1/products/LAMP").json["unit_price"] == "32.50"

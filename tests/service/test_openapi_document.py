@@ -14,7 +14,7 @@ SPEC_PATHS = [
     "POST /api/v1/users",
     "GET /api/v1/settings", "PUT /api/v1/settings",
     "POST /api/v1/customers", "GET /api/v1/customers", "GET /api/v1/customers/{id}", "PATCH /api/v1/customers/{id}",
-    "POST /api/v1/products", "GET /api/v1/products", "GET /api/v1/products/{code}",
+    "POST /api/v1/products", "GET /api/v1/products", "GET /api/v1/products/{code}", "PATCH /api/v1/products/{code}",
     "POST /api/v1/products/{code}/stock",
     "POST /api/v1/quotes", "GET /api/v1/quotes", "GET /api/v1/quotes/{id}", "PATCH /api/v1/quotes/{id}",
     "POST /api/v1/quotes/{id}/send", "POST /api/v1/quotes/{id}/accept", "POST /api/v1/quotes/{id}/reject",
