@@ -37,10 +37,13 @@ def _lines_text(lines, key="missing") -> str:
 
 
 def _set_reserved(contract: Contract, lines: list[dict]) -> None:
+    """What inventory holds per line, from a stock event. Only ever raised here (stock_released zeroes it): the
+    events each report the total at their moment and may be handled out of order, and this bounds what a
+    delivery note can take, so an older, lower total must not win."""
     by_no = {int(l["line_no"]): Decimal(l["reserved"]) for l in lines}
     for line in contract.lines:
         if line.line_no in by_no:
-            line.reserved = by_no[line.line_no]
+            line.reserved = max(line.reserved or Decimal(0), by_no[line.line_no])
 
 
 def _write_reserved(session, contract_id: str, lines: list[dict]) -> None:
@@ -50,8 +53,9 @@ def _write_reserved(session, contract_id: str, lines: list[dict]) -> None:
 
 
 _LINES = ContractLine.__table__
-_SET_LINE_RESERVED = (update(_LINES)
-                      .where(_LINES.c.contract_id == bindparam("cid"), _LINES.c.line_no == bindparam("no"))
+_SET_LINE_RESERVED = (update(_LINES)  # raised only, as in _set_reserved
+                      .where(_LINES.c.contract_id == bindparam("cid"), _LINES.c.line_no == bindparam("no"),
+                             _LINES.c.reserved < bindparam("qty"))
                       .values(reserved=bindparam("qty")))
 
 

@@ -331,6 +331,20 @@ def test_a_shortage_handled_after_its_resolution_does_not_make_the_contract_shor
         "contract.confirmed", "contract.created", "stock.allocated", "stock.reserved", "stock.shortage"]
 
 
+def test_stock_events_handled_in_any_order_never_lower_what_the_contract_holds(contracts_db, inventory_db):
+    """Each stock event reports a line's total held at its moment. Handled out of order, an older total once
+    overwrote a newer one, and delivery notes, which take only what is held, then could not take it all."""
+    contract_id = short_contract(contracts_db, inventory_db)
+    receive(inventory_db, "1")
+    receive(inventory_db, "2")
+    [shortage], allocated, [reserved] = (events(inventory_db, t) for t in
+                                         ("stock.shortage", "stock.allocated", "stock.reserved"))
+    assert [a.data["lines"][0]["reserved"] for a in allocated] == ["2", "4"]
+    for event in [reserved, allocated[1], allocated[0], shortage]:  # newest first
+        assert record(contracts_db, event)
+    assert stock_state(contracts_db, contract_id) == ("reserved", [], [D(4)])
+
+
 # --- 6. the timeline shows every PDF of the contract -----------------------------------------------------------
 
 @pytest.fixture
