@@ -36,7 +36,9 @@ def scoped(query, scope: str, owner_column, owner: str | None = None):
 @functools.lru_cache(maxsize=None)
 def _customer_statement(scope: str, columns: tuple, lock: bool):
     query = scoped(select(Customer, *columns).where(Customer.id == bindparam("id")), scope, Customer.owner)
-    return query.with_for_update() if lock else query
+    # FOR NO KEY UPDATE: a customer's id never changes, so a contract being inserted for it (whose foreign key
+    # takes a KEY SHARE lock on the customer, as the scheduler's generated contracts do) need not wait for it.
+    return query.with_for_update(key_share=True) if lock else query
 
 
 @functools.lru_cache(maxsize=None)

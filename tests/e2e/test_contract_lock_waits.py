@@ -123,3 +123,33 @@ def test_a_payment_behind_a_new_plan_is_told_its_installment_is_gone(cluster, pg
     assert paid.status_code == 404 and "replaced" in paid.json["error"]["message"], paid  # was a 500
     items = api.get(f"/api/v1/contracts/{contract['id']}/receivables").json["items"]
     assert [(i["label"], i["paid_amount"]) for i in items] == [("定金", "0.00"), ("尾款", "0.00")]
+
+
+def test_a_customer_handed_over_while_its_schedule_generates_a_period_waits_rather_than_deadlocks(cluster, pg_url):
+    """The scheduler holds a schedule, then its source contract, then (inserting the period's contract) a key
+    share on the customer. Handing the customer over took the customer, then its contracts: a deadlock, and a
+    503 for the admin or a failed period for the salesperson."""
+    api = cluster.api
+    api.product("TAPE", stock=100, price="5.00")
+    customer = api.customer()
+    source = api.contract(customer["id"], [("TAPE", 1)])
+    schedule = api.post("/api/v1/recurring-contracts", json={
+        "source_contract_id": source["id"], "interval": "weekly", "start_date": "2031-01-06"}).json
+    bob = api.user("bob")
+    bob_id = bob.get("/api/v1/users/me").json["id"]
+    url = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as scheduler:  # what a scheduler run holds while it generates a period
+        scheduler.execute("SET lock_timeout = '20s'")
+        scheduler.execute("SELECT id FROM contracts.recurring_schedules WHERE id = %s FOR UPDATE", (schedule["id"],))
+        scheduler.execute("SELECT id FROM contracts.contracts WHERE id = %s FOR SHARE", (source["id"],))
+        held = HeldContract(pg_url, source["id"])
+        held.replies, held.threads = {}, []
+        held.queue("patch", lambda: api.patch(f"/api/v1/customers/{customer['id']}", json={"owner": bob_id}))
+        # The period's contract references the customer: its foreign key takes this lock.
+        scheduler.execute("SELECT id FROM contracts.customers WHERE id = %s FOR KEY SHARE", (customer["id"],))
+        scheduler.commit()
+    for thread in held.threads:
+        thread.join(30)
+    assert held.replies["patch"].status_code == 200, held.replies["patch"]
+    assert bob.get(f"/api/v1/recurring-contracts/{schedule['id']}").status_code == 200
+    assert bob.get(f"/api/v1/contracts/{source['id']}").status_code == 200

@@ -85,10 +85,15 @@ def patch_customer(customer_id):
             if owner != customer.owner:
                 previous, customer.owner = customer.owner, owner
                 # The customer's contracts and recurring schedules follow it to the new salesperson here; its
-                # quotes, in the quotes service, on customer.reassigned.
-                session.execute(update(Contract).where(Contract.customer_id == customer.id).values(owner_id=owner))
+                # quotes, in the quotes service, on customer.reassigned. Schedules are locked before contracts,
+                # in the order the scheduler takes them (a schedule, then its source contract): the other way
+                # round, a period being generated and this update deadlocked.
+                schedules = select(RecurringSchedule.id).where(RecurringSchedule.customer_id == customer.id)
+                if session.get_bind().dialect.name != "sqlite":
+                    session.execute(schedules.order_by(RecurringSchedule.id).with_for_update()).all()
                 session.execute(update(RecurringSchedule).where(RecurringSchedule.customer_id == customer.id)
                                 .values(owner_id=owner))
+                session.execute(update(Contract).where(Contract.customer_id == customer.id).values(owner_id=owner))
                 emit(session, SOURCE, "customer.reassigned", {
                     "customer_id": customer.id, "customer_name": customer.name, "owner_id": owner,
                     "previous_owner_id": previous}, correlation_id=customer.id)
