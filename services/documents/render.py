@@ -440,8 +440,8 @@ def _wrap(text: str, width: float, size: float = TABLE_SIZE, max_lines: int = MA
             if _sw(tok.rstrip(), size) <= width:
                 cur, cur_w = tok, tok_w
                 continue
-            if _NUMBER.fullmatch(tok.rstrip()):  # a number wider than the cell: break after its commas
-                pieces = [p for p in re.split(r"(?<=,)", tok.rstrip()) if p]
+            pieces = [p for p in re.split(r"(?<=,)", tok.rstrip()) if p] if _NUMBER.fullmatch(tok.rstrip()) else []
+            if pieces and all(_sw(p, size) <= width for p in pieces):  # a number too wide: break after commas
                 for piece in pieces:
                     if cur and cur_w + _sw(piece, size) > width:
                         lines.append(cur)

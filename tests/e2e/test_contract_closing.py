@@ -2,10 +2,11 @@
 collected cancelled too (what was received stays recorded)."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
+from crmkit.timeutil import business_date
 from support.infra import wait_for
 
 PLAN = {"installments": [{"label": "定金", "percent": "30", "due_date": "2031-01-10"},
@@ -104,7 +105,8 @@ def test_a_payment_is_recorded_once_received_not_ahead(embedded):
     contract = confirmed(api, api.customer()["id"], 1)
     [item] = api.post(f"/api/v1/contracts/{contract['id']}/receivables-plan", json={"installments": [
         {"label": "全款", "percent": "100", "due_date": "2031-01-10"}]}).json["items"]
-    later = (date.today() + timedelta(days=3)).isoformat()
+    today = business_date()  # the company's (Asia/Shanghai), up to a day ahead of UTC's
+    later = (today + timedelta(days=1)).isoformat()
     refused = pay(api, item, "1.00", paid_on=later)
     assert refused.status_code == 422 and refused.json["error"]["fields"] == {"paid_on": [f"{later} is in the future."]}
-    assert pay(api, item, "1.00", paid_on=date.today().isoformat()).status_code == 201
+    assert pay(api, item, "1.00", paid_on=today.isoformat()).status_code == 201

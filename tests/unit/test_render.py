@@ -415,6 +415,8 @@ def test_large_numbers_are_never_cut_inside_a_digit_group(tmp_path):
     text = pdftotext(r.render_contract(contract(lines=[big, huge])), tmp_path)
     for value in ("12,345.678", "83,827,479.23", "1,000,000,000", "999,999,999,999.99"):
         assert value in text, value
+    # A number without commas that does not fit still breaks (anywhere) rather than run into the next column.
+    assert r._wrap("123456789012345.5", 30).count("\n") >= 1
     # Whatever still has to break does so after a comma: each piece is whole digit groups.
     pieces = re.findall(r"[\d,.]+", text)
     assert "129,999,999,999,999.99" in text or {"129,999,999,", "999,999.99"} <= set(pieces) or \
