@@ -11,6 +11,8 @@ from werkzeug.exceptions import HTTPException
 from crmkit.errors import ApiError
 
 log = logging.getLogger(__name__)
+# deadlock_detected, serialization_failure, lock_not_available
+_CONCURRENT_CHANGE = {"40P01", "40001", "55P03"}
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
           409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
@@ -66,6 +68,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
     def _database_unavailable(exc):
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) in _CONCURRENT_CHANGE:
+            # PostgreSQL broke a deadlock or a lock wait between this request and another: nothing was written,
+            # and the same request will very likely go through at once. Not the database being away.
+            log.warning("concurrent change: %s", exc)
+            return error_response(409, "conflict", "Another change to the same records was being made at the same "
+                                  "moment; nothing was saved; try again.", headers={"Retry-After": "1"})
         # A connection lost (database restarted, network cut): the pool has dropped it, a retry gets a new one.
         log.warning("database unavailable: %s", exc)
         return error_response(503, "unavailable", "The database is unavailable; try again.",
