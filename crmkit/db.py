@@ -140,6 +140,14 @@ def _insert_ignore(table, dialect_name: str):
     return dialect_insert(dialect_name)(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
+def contains(text_: str, *columns):
+    """A condition: any of the columns contains the typed text, case-insensitively and literally (%, _ and
+    backslash are escaped, not LIKE wildcards). A scan of the table: for searches people type, not hot paths."""
+    from sqlalchemy import or_
+    pattern = "%" + text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return or_(*(column.ilike(pattern, escape="\\") for column in columns))
+
+
 def row_values(obj) -> dict:
     """The row of a new ORM object, for a prebuilt INSERT: every column's value, a column left unset getting its
     default on the object too, as a flush would (callable defaults are called without an execution context,

@@ -55,7 +55,8 @@ def create(session: Session, contract: Contract, *, lines: list[dict] | None, sh
             waiting = "its stock is not reserved yet (it is on its way; try again in a moment)" \
                 if contract.stock_status == "pending" else "what it still owes is waiting for stock"
             raise Conflict(f"Nothing of this contract can be delivered now: {waiting}.",
-                           {"lines": [_waiting_text(by_no[no], qty) for no, qty in owed.items() if qty > 0]})
+                           {"lines": [_waiting_text(by_no[no], qty, contract.stock_status == "pending")
+                                      for no, qty in owed.items() if qty > 0]})
         if not taken:
             raise Conflict("Everything on this contract has been delivered or is on an open delivery note.",
                            {"lines": ["Nothing left to deliver."]})
@@ -154,8 +155,9 @@ def ship(session: Session, contract: Contract, note: DeliveryNote) -> None:
     complete_if_settled(session, contract)
 
 
-def _waiting_text(line, owed: Decimal) -> str:
-    return f"{line.product_code}: {qty_str(owed)} {line.unit or ''} still owed, waiting for stock.".replace("  ", " ")
+def _waiting_text(line, owed: Decimal, pending: bool) -> str:
+    state = "not reserved yet" if pending else "waiting for stock"
+    return f"{line.product_code}: {qty_str(owed)} {line.unit or ''} still owed, {state}.".replace("  ", " ")
 
 
 def _require_reserved(contract: Contract, note: DeliveryNote, by_no: dict) -> None:

@@ -233,8 +233,15 @@ class ContractOut(Schema):
     confirmed_at = UtcDateTime(allow_none=True)
 
 
+class CustomerQuery(Schema):
+    q = fields.String(validate=validate.Length(min=1, max=200))  # in name, contact person, phone or email
+    limit = fields.Integer()
+    offset = fields.Integer()
+
+
 class ContractQuery(Schema):
     customer_id = fields.String(validate=validate.Length(max=64))
+    q = fields.String(validate=validate.Length(min=1, max=200))  # in the number or the customer's name
     status = fields.String(validate=validate.OneOf(["draft", "confirmed", "partially_delivered", "delivered",
                                                     "completed", "cancelled"]))
     limit = fields.Integer()

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from crmkit.db import contains
 from crmkit.errors import Conflict, NotFound, field_error
 from crmkit.service import create_web_app
 from crmkit.web.app import make_app
@@ -54,10 +55,7 @@ def list_products():
     if args.get("codes"):
         query = query.where(Product.code.in_([c for c in args["codes"].split(",") if c][:200]))
     if args.get("q"):
-        # Typed text is matched literally: %, _ and backslash are escaped, not LIKE wildcards.
-        literal = args["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{literal}%"
-        query = query.where(or_(Product.code.ilike(pattern, escape="\\"), Product.name.ilike(pattern, escape="\\")))
+        query = query.where(contains(args["q"], Product.code, Product.name))
     with _db().autocommit() as session:  # reads only; the gateway's catalogue read of every new contract
         rows, total = fetch_page(session, query, (Product.code,), limit, offset)
         return page([dump(p) for p in rows], total)

@@ -422,3 +422,33 @@ def test_a_timeline_page_past_its_end_is_empty_for_its_owner_and_not_found_for_o
     assert past.status_code == 200 and past.json == {"items": [], "total": whole["total"]}
     for params in ({}, {"offset": whole["total"]}):
         assert_error(bob.get(path, params=params), 404, ("bob", params))
+
+
+def test_searching_finds_only_what_the_caller_may_see(embedded):
+    api = embedded.api
+    api.product("FAN", stock=10, price="9.90")
+    alice, bob = api.user("alice-s"), api.user("bob-s")
+    mingyuan = alice.customer(name="杭州明远机械有限公司", contact_person="王经理", phone="0571-8888 1234")
+    other = alice.customer(name="Ningbo 100%_Trading", email="buy@nb-trading.cn")
+    bobs = bob.customer(name="明远贸易（宁波）")
+    mine = alice.contract(mingyuan["id"], [("FAN", 1)])
+    alice.contract(other["id"], [("FAN", 1)])
+    bob.contract(bobs["id"], [("FAN", 1)])
+
+    def names(client, path, q):
+        r = client.get(path, params={"q": q})
+        assert r.status_code == 200, r
+        return sorted(item.get("name") or item["number"] for item in r.json["items"])
+
+    assert names(alice, "/api/v1/customers", "明远") == ["杭州明远机械有限公司"]  # not bob's 明远
+    assert names(api, "/api/v1/customers", "明远") == ["明远贸易（宁波）", "杭州明远机械有限公司"]
+    assert names(alice, "/api/v1/customers", "王经理") == ["杭州明远机械有限公司"]
+    assert names(alice, "/api/v1/customers", "8888") == ["杭州明远机械有限公司"]
+    assert names(alice, "/api/v1/customers", "100%_") == ["Ningbo 100%_Trading"]  # % and _ literally
+    assert names(alice, "/api/v1/customers", "%") == ["Ningbo 100%_Trading"]
+    assert names(alice, "/api/v1/customers", "NB-TRADING") == ["Ningbo 100%_Trading"]  # any case
+    assert names(alice, "/api/v1/contracts", "明远") == [mine["number"]]
+    assert names(alice, "/api/v1/contracts", mine["number"][-6:]) == [mine["number"]]
+    assert names(bob, "/api/v1/contracts", mine["number"]) == []
+    too_long = alice.get("/api/v1/customers", params={"q": "x" * 201})
+    assert too_long.status_code == 422 and "q" in too_long.json["error"]["fields"]

@@ -197,6 +197,8 @@ def run_other_documents(system, tmp_path):
     assert bob.get(quote_path).status_code == 404
 
     contract = alice.contract(customer["id"], [("VALVE-DN50", 4)], confirm=True)
+    wait_for(lambda: alice.get(f"/api/v1/contracts/{contract['id']}").json["stock_status"] == "reserved",
+             message="stock reserved (a delivery note takes what is held)")
     note = alice.post(f"/api/v1/contracts/{contract['id']}/delivery-notes", json={"address": "宁波市北仑区"})
     assert note.status_code == 201, note
     note_path = f"/api/v1/delivery-notes/{note.json['id']}/pdf"

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from crmkit.catalogue import availability, fetch_products
+from crmkit.db import contains
 from crmkit.errors import Conflict, NotFound, ValidationFailed
 from crmkit.fields import qty_str
 from crmkit.money import amount_in_words
@@ -183,6 +184,9 @@ def list_contracts():
         query = query.where(Contract.customer_id == args["customer_id"])
     if args.get("status"):
         query = query.where(Contract.status == args["status"])
+    if args.get("q"):
+        named = select(Customer.id).where(contains(args["q"], Customer.name))
+        query = query.where(contains(args["q"], Contract.number) | Contract.customer_id.in_(named))
     with _db().session() as session:
         rows, total = fetch_page(session, query, (Contract.created_at.desc(), Contract.id.desc()), limit, offset)
         return page([dump(c) for c in rows], total)

@@ -6,17 +6,18 @@ import uuid
 from flask import Blueprint, current_app
 from sqlalchemy import select, update
 
+from crmkit.db import contains
 from crmkit.errors import Forbidden, field_error
 from crmkit.messaging.outbox import emit
 from crmkit.web.auth import caller
 from crmkit.web.idempotency import idempotent
 from crmkit.web.pagination import fetch_page, page, page_args
-from crmkit.web.requests import load
+from crmkit.web.requests import load, load_args
 from services.contracts.access import customer_for, own_filter, require_reader
 from services.contracts.fulfilment_models import RecurringSchedule
 from services.contracts.lifecycle import SOURCE
 from services.contracts.models import Contract, Customer, User
-from services.contracts.schemas import CustomerIn, CustomerOut
+from services.contracts.schemas import CustomerIn, CustomerOut, CustomerQuery
 
 bp = Blueprint("customers", __name__, url_prefix="/api/v1/customers")
 out = CustomerOut()
@@ -58,8 +59,12 @@ def create_customer():
 @bp.get("")
 def list_customers():
     require_reader(caller())
+    args = load_args(CustomerQuery())
     limit, offset = page_args()
     query = own_filter(select(Customer), caller(), Customer.owner)
+    if args.get("q"):
+        query = query.where(contains(args["q"], Customer.name, Customer.contact_person, Customer.phone,
+                                     Customer.email))
     with _db().session() as session:
         rows, total = fetch_page(session, query, (Customer.created_at.desc(), Customer.id), limit, offset)
         return page([out.dump(c) for c in rows], total)
