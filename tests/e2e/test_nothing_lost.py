@@ -54,7 +54,8 @@ def test_an_event_committed_while_the_broker_is_away_arrives_when_it_is_back(tmp
             assert body["status"] == "not_ready" and body["service"] == service
             assert set(body["checks"]) == {"database", "broker"} and body["checks"]["database"] == "ok"
             broker = body["checks"]["broker"]
-            assert broker.startswith("error: OperationalError: ") and "connection" in broker, body
+            # What the socket reports varies with the moment the proxy cut it (refused, reset, EINVAL).
+            assert broker.startswith("error: OperationalError: "), body
 
         proxy.resume()
         for service in cluster.ports:
