@@ -131,16 +131,18 @@ def report_failure(session: Session, row: RecurringSchedule, run_on: date, error
 
 
 def pause_from_cancelled(session: Session, source: Contract) -> list[RecurringSchedule]:
-    """Pause, with the cancellation, the active schedules that repeat `source`.
+    """Pause the active schedules that repeat `source`, a contract whose cancellation is committed.
 
-    SKIP LOCKED: a schedule a scheduler run holds is generating a period right now; that run waits for this
-    cancellation's commit (it reads the source FOR SHARE), sees it cancelled, and pauses the schedule itself.
-    Waiting for it here instead would lock the two rows in the opposite order.
+    Run in a transaction of its own after the cancellation's, holding no lock on the contract: a scheduler run
+    generating a period (which holds the schedule, then waits to read the contract), a resume or a customer's
+    reassignment may hold a schedule, and this waits for them rather than skip it. Inside the cancellation's
+    transaction it would have to skip them (waiting there locks the two rows in the opposite order), and a
+    skipped schedule stayed active on a cancelled contract.
     """
-    query = select(RecurringSchedule).where(RecurringSchedule.source_contract_id == source.id,
-                                            RecurringSchedule.status == "active")
+    query = (select(RecurringSchedule).where(RecurringSchedule.source_contract_id == source.id,
+                                             RecurringSchedule.status == "active").order_by(RecurringSchedule.id))
     if session.get_bind().dialect.name != "sqlite":
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update()
     rows = list(session.execute(query).scalars())
     for row in rows:
         pause_for_cancelled_source(row, source)

@@ -33,8 +33,13 @@ def receive(session: Session, code: str, delta: Decimal, reason: str, user_id: s
     """Goods received (delta > 0) or adjusted; arrivals go first to contracts waiting on a shortage."""
     product = lock_product(session, code)
     if product.on_hand + delta < product.reserved:
-        raise ValidationFailed("Stock cannot drop below what is reserved for contracts.",
-                               {"delta": [f"At least {qty_str(product.reserved - product.on_hand)} is needed."]})
+        floor = qty_str(product.reserved - product.on_hand)  # the smallest delta allowed (0 or less)
+        if product.reserved > 0:
+            raise ValidationFailed(
+                f"Stock cannot drop below what is reserved for contracts ({qty_str(product.reserved)} of "
+                f"{qty_str(product.on_hand)} on hand).", {"delta": [f"At least {floor}."]})
+        raise ValidationFailed(f"Stock cannot go below zero ({qty_str(product.on_hand)} on hand).",
+                               {"delta": [f"At least {floor}."]})
     product.on_hand += delta
     session.add(StockMove(product_code=code, kind="received" if delta > 0 else "adjusted", quantity=delta,
                           reason=reason, created_by=user_id))

@@ -153,3 +153,27 @@ def test_a_customer_handed_over_while_its_schedule_generates_a_period_waits_rath
     assert held.replies["patch"].status_code == 200, held.replies["patch"]
     assert bob.get(f"/api/v1/recurring-contracts/{schedule['id']}").status_code == 200
     assert bob.get(f"/api/v1/contracts/{source['id']}").status_code == 200
+
+
+def test_a_cancellation_pauses_a_schedule_someone_else_holds_at_that_moment(cluster, pg_url):
+    """A resume or a customer's reassignment holding the schedule when its source is cancelled: the pause waits
+    for them. It used to skip the schedule, which then stayed active on a cancelled contract (9 of 10 races
+    with a reassignment) until a scheduler run failed on it and told the salesperson."""
+    api = cluster.api
+    api.product("PAPER", stock=100, price="2.00")
+    source = api.contract(api.customer()["id"], [("PAPER", 1)], confirm=True)
+    schedule = api.post("/api/v1/recurring-contracts", json={
+        "source_contract_id": source["id"], "interval": "monthly", "start_date": "2031-01-10"}).json
+    held = HeldContract(pg_url, source["id"])
+    with psycopg.connect(held.url) as other:  # what a resume or a reassignment holds
+        other.execute("SELECT id FROM contracts.recurring_schedules WHERE id = %s FOR UPDATE", (schedule["id"],))
+        held.replies, held.threads = {}, []
+        held.queue("cancel", lambda: api.post(f"/api/v1/contracts/{source['id']}/cancel"))
+        other.commit()
+    for thread in held.threads:
+        thread.join(30)
+    assert held.replies["cancel"].status_code == 200, held.replies["cancel"]
+    now = api.get(f"/api/v1/recurring-contracts/{schedule['id']}").json
+    assert now["status"] == "paused" and source["number"] in now["last_error"], now
+    run = api.post("/api/v1/admin/scheduler/run", json={"as_of": "2031-03-15"}).json
+    assert (run["generated"], run["failed"]) == ([], [])  # nothing to tell the salesperson: it was paused

@@ -381,3 +381,23 @@ def test_a_catalogue_price_changes_for_new_contracts_only(embedded):
         assert refused.status_code == 422 and field in refused.json["error"]["fields"], refused
     assert api.patch("/api/v1/products/NOPE", json={"unit_price": "1.00"}).status_code == 404
     assert api.get("/api/v1/products/LAMP").json["unit_price"] == "32.50"
+
+
+def test_a_stock_adjustment_says_how_far_it_may_go(embedded):
+    api = embedded.api
+    api.product("ROPE", stock=10, price="3.00")
+
+    def adjust(delta):
+        return api.post("/api/v1/products/ROPE/stock", json={"delta": delta, "reason": "count"})
+
+    below_zero = adjust("-11")
+    assert below_zero.status_code == 422, below_zero
+    assert below_zero.json["error"]["message"] == "Stock cannot go below zero (10 on hand)."
+    assert below_zero.json["error"]["fields"] == {"delta": ["At least -10."]}
+    contract = api.contract(api.customer()["id"], [("ROPE", 4)], confirm=True)
+    wait_for(lambda: api.get(f"/api/v1/contracts/{contract['id']}").json["stock_status"] == "reserved",
+             message="reserved")
+    held = adjust("-7")
+    assert held.status_code == 422 and "reserved for contracts (4 of 10 on hand)" in held.json["error"]["message"]
+    assert held.json["error"]["fields"] == {"delta": ["At least -6."]}
+    assert adjust("-6").status_code == 200

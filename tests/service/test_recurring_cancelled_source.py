@@ -95,14 +95,15 @@ def test_a_schedule_whose_source_is_cancelled_before_its_first_run_generates_not
 
 
 def test_a_run_that_was_generating_when_the_source_was_cancelled_pauses_the_schedule_itself(embedded):
-    """The cancellation skips a schedule a scheduler run holds (it must not wait for it: the run waits for the
-    source). That run then finds the source cancelled, generates nothing and pauses the schedule, once."""
+    """A scheduler run that was generating a period when the source was cancelled (or a cancellation that stopped
+    before pausing its schedules) leaves a schedule active on a cancelled source. The next run finds the source
+    cancelled, generates nothing and pauses the schedule, once."""
     api = embedded.api
     api.product("BOX", stock=5, price="5.00")
     source = api.contract(api.customer()["id"], [("BOX", 1)])
     schedule = schedule_of(api, source["id"])
     assert api.post(f"/api/v1/contracts/{source['id']}/cancel").status_code == 200
-    # What the skipped schedule looks like after such a cancellation: still active.
+    # What such a schedule looks like: still active on a cancelled source.
     engine = sqlalchemy.create_engine(f"sqlite:///{embedded.var / 'contracts.sqlite'}")
     with engine.begin() as conn:
         conn.execute(sqlalchemy.text("UPDATE recurring_schedules SET status = 'active', paused_on = NULL, "

@@ -246,7 +246,8 @@ def cancel_contract(contract_id):
         lifecycle.cancel(session, contract)
         deliveries.cancel_open_notes(session, contract)
         receivables.cancel_installments(session, contract)
-        recurring.pause_from_cancelled(session, contract)
+    with _db().session() as session:  # once the cancellation is committed (recurring.pause_from_cancelled says why)
+        recurring.pause_from_cancelled(session, session.get(Contract, contract_id))
     return dump(contract)
 
 
