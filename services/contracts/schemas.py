@@ -53,12 +53,27 @@ class UserIn(Schema):
             raise ValidationError("A department user needs a department.", "department")
 
 
+class UserPatch(Schema):
+    """An admin's change to a user: a new password, another role or department, an email, or disabled."""
+    password = Text(256, min_length=8)
+    role = fields.String(validate=validate.OneOf(ROLES))
+    department = fields.String(allow_none=True, validate=validate.OneOf(DEPARTMENTS))
+    email = SingleEmail(allow_none=True)
+    active = fields.Boolean()
+
+
+class PasswordChange(Schema):
+    current_password = Text(256, required=True, min_length=1)
+    new_password = Text(256, required=True, min_length=8)
+
+
 class UserOut(Schema):
     id = fields.String()
     username = fields.String()
     role = fields.String()
     department = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
+    active = fields.Boolean()
     created_at = UtcDateTime()
 
 

@@ -76,3 +76,43 @@ def ensure_admin(settings, db) -> None:
         print(f"Created the first admin: username {settings.admin_user!r}, password {password!r} "
               "(set CRM_ADMIN_PASSWORD to choose it)", flush=True)
     log.info("created admin user %s", settings.admin_user)
+
+
+def set_password(db, username: str, password: str) -> None:
+    """The operator's way back in when an admin password is lost: the user's new password, active, unlocked."""
+    with db.session() as session:
+        user = session.execute(select(User).where(User.username == username).with_for_update()).scalar_one_or_none()
+        if user is None:
+            raise SystemExit(f"No user {username!r}.")
+        user.password_hash = hash_password(password)
+        user.active, user.failed_logins, user.locked_until = True, 0, None
+
+
+def main(argv=None) -> None:
+    """`python -m services.contracts.users set-password USERNAME`: with the settings of the running system (the
+    same DATABASE_URL or var/), the new password from CRM_NEW_PASSWORD or typed at the prompt."""
+    import argparse
+    import getpass
+    import os
+
+    from crmkit.service import open_database, setup_logging
+    from crmkit.settings import Settings
+    from services.contracts import spec
+    parser = argparse.ArgumentParser(prog="python -m services.contracts.users", description=main.__doc__)
+    parser.add_argument("command", choices=["set-password"])
+    parser.add_argument("username")
+    args = parser.parse_args(argv)
+    password = os.environ.get("CRM_NEW_PASSWORD") or getpass.getpass(f"New password for {args.username}: ")
+    if len(password) < 8:
+        raise SystemExit("A password needs at least 8 characters.")
+    setup_logging()
+    db = open_database(spec(), Settings.from_env("contracts"))
+    try:
+        set_password(db, args.username, password)
+    finally:
+        db.dispose()
+    print(f"Password of {args.username!r} set; the account is active and unlocked.", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -51,6 +51,8 @@ ENDPOINTS = [
     ("POST", "/recurring-contracts/{schedule}/pause", None, 404),
     ("POST", "/recurring-contracts/{schedule}/resume", None, 404),
     ("GET", "/emails/{email}", None, 404),
+    # Users are an admin's to change: Bob may not even disable Alice.
+    ("PATCH", "/users/{alice_id}", {"active": False}, 403),
     # Stored PDFs are read by managers and admins only; a salesperson gets his own through the routes above.
     ("GET", "/documents/{document}", None, 403),
     ("GET", "/documents/{document}/content", None, 403),

@@ -6,14 +6,15 @@ import uuid
 from flask import Blueprint, current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash
 
-from crmkit.errors import Conflict
+from crmkit.errors import Conflict, NotFound, field_error
 from crmkit.web.auth import caller, issue_token
 from crmkit.web.idempotency import idempotent
 from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load
 from services.contracts.models import User
-from services.contracts.schemas import TokenIn, TokenOut, UserIn, UserOut
+from services.contracts.schemas import PasswordChange, TokenIn, TokenOut, UserIn, UserOut, UserPatch
 from services.contracts.users import check_login, hash_password
 
 bp = Blueprint("accounts", __name__, url_prefix="/api/v1")
@@ -58,6 +59,44 @@ def list_users():
     with _db().session() as session:
         users, total = fetch_page(session, select(User), (User.created_at, User.id), limit, offset)
         return page([user_out.dump(u) for u in users], total)
+
+
+@bp.patch("/users/<user_id>")
+def change_user(user_id):
+    """Reset a password, change a role or department, disable someone who has left (admins)."""
+    caller().require("admin")
+    data = load(UserPatch())
+    with _db().session() as session:
+        user = session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise NotFound("No such user.")
+        if "password" in data:
+            user.password_hash = hash_password(data.pop("password"))
+            user.failed_logins, user.locked_until = 0, None
+        for key, value in data.items():
+            setattr(user, key, value)
+        if user.role not in ("department", "sales"):
+            user.department = None
+        elif user.role == "department" and not user.department:
+            raise field_error("department", "A department user needs a department.")
+        if user.role != "admin" or not user.active:
+            others = session.execute(select(User.id).where(User.role == "admin", User.active.is_(True),
+                                                           User.id != user.id).limit(1)).first()
+            if others is None:
+                raise Conflict("This is the last active admin: make another admin first.",
+                               {"role" if user.role != "admin" else "active": ["The last active admin."]})
+        return user_out.dump(user)
+
+
+@bp.post("/users/me/password")
+def change_own_password():
+    data = load(PasswordChange())
+    with _db().session() as session:
+        user = session.get(User, caller().id, with_for_update=True)
+        if user is None or not check_password_hash(user.password_hash, data["current_password"]):
+            raise field_error("current_password", "Wrong password.")
+        user.password_hash = hash_password(data["new_password"])
+        return user_out.dump(user)
 
 
 @bp.get("/users/me")
