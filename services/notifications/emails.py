@@ -422,6 +422,8 @@ def _attempt(settings, db, claim: Claim, connection: mailer.SmtpConnection | Non
     except LeaseLost:
         return  # the lease ran out and the row moved on: another attempt owns it now
     except mailer.DeliveryFailed as exc:
+        if exc.relay_login:  # every email fails alike until the operator fixes the settings: say so loudly
+            log.error("notifications: email %s not sent: %s", claim.id, exc)
         _record_failure(db, claim, str(exc), exc.permanent)
         return
     except Exception as exc:  # a bug must not leave the row leased forever: it counts as a failed attempt
@@ -503,6 +505,8 @@ def _record_failure(db, claim: Claim, error: str, permanent: bool) -> None:
         first = as_utc(email.first_attempt_at)
         delay = None if permanent else retry_delay(email.attempts, (utcnow() - first).total_seconds())
         if delay is None:
+            log.warning("notifications: email %s failed for good after %d attempt%s: %s", email.id, email.attempts,
+                        "" if email.attempts == 1 else "s", error)
             fail(session, email, error)
             return
         log.info("notifications: email %s attempt %d failed (%s); next in %ss", email.id, email.attempts, error,

@@ -18,7 +18,7 @@ from typing import Callable
 from urllib.parse import quote
 
 from crmkit.timeutil import utcnow
-from services.notifications.rules import address_problem, is_permanent
+from services.notifications.rules import RELAY_LOGIN_CODES, address_problem, is_permanent
 
 CRLF = "\r\n"  # SMTP's line ending, which servers require in DATA (and .eml readers accept)
 SMTP_TIMEOUT = 30  # seconds per SMTP command; the sender's lease is far longer
@@ -27,9 +27,11 @@ SMTP_TIMEOUT = 30  # seconds per SMTP command; the sender's lease is far longer
 class DeliveryFailed(Exception):
     """The email was not accepted; `permanent` when retrying cannot help (a 5xx answer)."""
 
-    def __init__(self, message: str, permanent: bool = False, stale_connection: bool = False):
+    def __init__(self, message: str, permanent: bool = False, stale_connection: bool = False,
+                 relay_login: bool = False):
         super().__init__(message)
         self.permanent = permanent
+        self.relay_login = relay_login  # the operator's to fix (SMTP credentials), not the email's
         self.stale_connection = stale_connection  # the connection failed, not the message
 
 
@@ -254,6 +256,9 @@ class SmtpConnection:
                                  permanent=bool(codes) and all(is_permanent(c) for c in codes))
         except smtplib.SMTPResponseException as exc:
             self.close()
+            if exc.smtp_code in RELAY_LOGIN_CODES:
+                raise DeliveryFailed(f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}: the mail relay refused our login; "
+                                     "check SMTP_USER, SMTP_PASSWORD and SMTP_STARTTLS", relay_login=True)
             raise DeliveryFailed(f"SMTP {exc.smtp_code} {_text(exc.smtp_error)}",
                                  permanent=is_permanent(exc.smtp_code), stale_connection=exc.smtp_code == 421)
         except (smtplib.SMTPException, OSError) as exc:

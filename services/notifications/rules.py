@@ -183,6 +183,12 @@ def retry_delay(attempts: int, seconds_since_first: float) -> float | None:
     return delay
 
 
+# Authentication required / too weak / credentials invalid / encryption required: our relay's configuration
+# (SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS), not the email. Retried, so the mail goes once an operator fixes it.
+RELAY_LOGIN_CODES = frozenset({530, 534, 535, 538})
+
+
 def is_permanent(smtp_code: int | None) -> bool:
-    """A 5xx answer will not change on a retry (unknown mailbox, refused sender); 4xx and no answer may."""
-    return smtp_code is not None and 500 <= smtp_code < 600
+    """A 5xx answer will not change on a retry (unknown mailbox, refused sender); 4xx and no answer may, and so
+    may a refused login, which is for the operator to fix."""
+    return smtp_code is not None and 500 <= smtp_code < 600 and smtp_code not in RELAY_LOGIN_CODES

@@ -374,6 +374,26 @@ def test_a_mailbox_the_relay_rejects_fails_at_once_and_tells_the_salesperson(db,
     assert emails.send_due(settings, db) == 0 and smtp_server.messages == []
 
 
+def test_a_relay_refusing_our_login_keeps_the_email_until_the_operator_fixes_it(db, settings, smtp_server, caplog):
+    """A 530/535 is the relay's configuration (SMTP_USER, SMTP_PASSWORD), not the customer's address: the email
+    is retried, and the log says what to fix. It used to fail at once, telling the salesperson as if the address
+    were bad."""
+    smtp_server.requiring_login = True
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    with caplog.at_level("ERROR", logger="services.notifications.emails"):
+        assert emails.send_due(settings, db) == 1  # one attempt
+    [email] = the_emails(db)
+    assert (email.status, email.attempts) == ("queued", 1) and "SMTP_PASSWORD" in email.last_error, email.last_error
+    assert any("refused our login" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert outbox(db, "email.failed") == [] and sales_messages(db) == []
+    smtp_server.requiring_login = False  # the operator fixed the settings
+    with db.session() as session:
+        session.execute(update(Email).values(next_attempt_at=utcnow()))
+    assert emails.send_due(settings, db) == 1 and len(smtp_server.messages) == 1
+    assert the_emails(db)[0].status == "sent"
+
+
 def test_a_sender_that_died_mid_smtp_is_not_resent(db, settings, smtp_server):
     handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
     handle(db, settings, "document.rendered", rendered("c-1"), source="documents")

@@ -111,6 +111,7 @@ class SmtpCatcher:
         self.messages: list[email.message.Message] = []
         self.refusing = False
         self.rejecting = False  # 550 to every recipient: a refusal no retry will change
+        self.requiring_login = False  # 530 to MAIL, as a relay that wants SMTP AUTH we did not give
         self.connections = 0  # SMTP sessions opened (one EHLO/HELO each)
         self.quits = 0  # sessions the client closed with QUIT
         self.messages_per_connection: int | None = None  # then 421 to the next MAIL, as an idle-timeout server does
@@ -143,6 +144,8 @@ class SmtpCatcher:
                 limit = catcher.messages_per_connection
                 if limit is not None and getattr(session, "accepted", 0) >= limit:
                     return "421 4.4.2 Closing connection"
+                if catcher.requiring_login:
+                    return "530 5.7.0 Authentication required"
                 envelope.mail_from = address
                 envelope.mail_options.extend(mail_options)
                 return "250 OK"
