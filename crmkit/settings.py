@@ -153,7 +153,8 @@ def _secret_from_file(var_dir: Path) -> str:
     var_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
     try:
-        with open(path, "x") as f:
+        # Readable by this user alone: whoever reads it can sign tokens, an admin's included.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
             f.write(key)
         print(f"Generated CRM_SECRET_KEY into {path}")
         return key

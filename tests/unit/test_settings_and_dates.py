@@ -1,4 +1,4 @@
-"""Business dates are the company's (CRM_TIMEZONE), times stay UTC."""
+"""Settings read at start: business dates in the company's zone (CRM_TIMEZONE), the generated signing key."""
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
@@ -30,3 +30,8 @@ def test_the_zone_is_a_setting_checked_when_read(tmp_path):
     assert Settings.from_env("contracts", {**env, "CRM_TIMEZONE": "Europe/Berlin"}).timezone == "Europe/Berlin"
     with pytest.raises(ValueError, match="CRM_TIMEZONE='Asia/Beijing' is not a time zone name"):
         Settings.from_env("contracts", {**env, "CRM_TIMEZONE": "Asia/Beijing"})
+
+
+def test_the_generated_signing_key_is_readable_by_its_owner_alone(tmp_path):
+    Settings.from_env("contracts", {"CRM_VAR_DIR": str(tmp_path)})
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
