@@ -117,7 +117,14 @@ class Worker(ConsumerMixin):
         return consumers
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        self._backoff = 1.0
         self.ready.set()
+
+    def on_connection_error(self, exc, interval):
+        # One line per attempt: kombu's own logs a traceback each time, dozens of lines every few seconds per
+        # process for as long as the broker is away or refuses our credentials.
+        log.warning("%s: cannot reach the broker (%s: %s); trying again in %.0f s", self.consumer_name,
+                    type(exc).__name__, exc, interval)
 
     def on_connection_revived(self):
         # Messages of a lost channel will be redelivered; their handlers' results are dropped here,
@@ -147,7 +154,20 @@ class Worker(ConsumerMixin):
         self.pending = still
 
     def run_forever(self):
-        self.run(safety_interval=0.02)
+        """kombu's run(), reconnecting after a lost connection with a growing pause and one log line."""
+        errors = self.connection.connection_errors + self.connection.channel_errors
+        self._backoff = 1.0
+        while not self.should_stop:
+            try:
+                for _ in self.consume(limit=None, safety_interval=0.02):
+                    pass
+            except errors as exc:
+                log.warning("%s: connection to the broker lost (%s: %s); reconnecting in %.0f s",
+                            self.consumer_name, type(exc).__name__, exc, self._backoff)
+                deadline = time.monotonic() + self._backoff
+                while not self.should_stop and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                self._backoff = min(self._backoff * 2, 30.0)
 
     def stop(self):
         self.should_stop = True

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from kombu import Connection, Producer, Queue, binding
@@ -345,3 +346,22 @@ def test_a_relay_with_the_broker_away_keeps_its_rows_and_publishes_them_later(tm
         while (message := queue.get(no_ack=True)) is not None:
             ids.append(json.loads(message.body)["id"])
     assert ids == [e.id for e in sent]
+
+
+def test_a_broker_refusing_our_credentials_costs_a_line_per_attempt_not_a_traceback(tmp_path, amqp_url, db, caplog):
+    """A wrong AMQP password once wrote some 1,400 log lines (25 tracebacks) in 25 s per worker process."""
+    wrong = amqp_url.replace("guest:guest@", "guest:not-the-password@")
+    assert wrong != amqp_url
+    worker = Worker(db, settings_for(tmp_path, wrong), {"test.good": count_effect}, queues=[WORK], threads=1)
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    with caplog.at_level("INFO"):
+        thread.start()
+        time.sleep(4)
+        worker.stop()
+        thread.join(40)
+    worker.pool.shutdown(wait=True)
+    assert not thread.is_alive()
+    lines = [r for r in caplog.records if r.name.startswith(("crmkit", "kombu"))]
+    assert 1 <= len(lines) <= 5, [r.getMessage() for r in lines]  # attempts after 1, 2 and 4 s
+    assert all(r.exc_info is None for r in lines)
+    assert "ACCESS_REFUSED" in lines[0].getMessage() and "reconnecting in" in lines[0].getMessage()
