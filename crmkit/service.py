@@ -109,7 +109,9 @@ def run_worker(spec: ServiceSpec, argv=None):
     parser.add_argument("--role", choices=("worker", "relay", "consumer"), default="worker",
                         help="worker = consumer + relay + timed loops (default)")
     parser.add_argument("--metrics-port", type=int, default=None,
-                        help="serve this process's Prometheus metrics on 127.0.0.1:PORT (a worker has no HTTP)")
+                        help="serve this process's Prometheus metrics on PORT (a worker has no HTTP)")
+    parser.add_argument("--metrics-host", default="127.0.0.1",
+                        help="the address for --metrics-port (0.0.0.0 in a container, for a Prometheus beside it)")
     args = parser.parse_args(argv)
     setup_logging()
     settings = Settings.from_env(spec.name)
@@ -118,7 +120,7 @@ def run_worker(spec: ServiceSpec, argv=None):
         os.nice(settings.worker_nice)
     if args.metrics_port:
         from prometheus_client import start_http_server
-        start_http_server(args.metrics_port, addr="127.0.0.1")
+        start_http_server(args.metrics_port, addr=args.metrics_host)
     delay = 1.0
     while True:
         try:

@@ -15,8 +15,10 @@ from crmkit.settings import DEFAULT_PORTS, SERVICES
 
 
 def commands(services=SERVICES, web_workers: int = 2, ports: dict | None = None,
-             workers_per_service: dict | None = None) -> list[tuple[str, list[str]]]:
-    """(label, argv) for each process: one gunicorn and N workers per service."""
+             workers_per_service: dict | None = None, metrics_base: int | None = None) -> list[tuple[str, list[str]]]:
+    """(label, argv) for each process: one gunicorn and N workers per service; with `metrics_base`, the workers
+    serve their metrics on consecutive ports from it (contracts-worker-1 first)."""
+    next_metrics = metrics_base
     python = sys.executable
     gunicorn = os.path.join(os.path.dirname(python), "gunicorn")
     ports = {**DEFAULT_PORTS, **(ports or {})}
@@ -26,7 +28,11 @@ def commands(services=SERVICES, web_workers: int = 2, ports: dict | None = None,
         result.append((f"{name}-web", [gunicorn, "-c", "deploy/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
                                        "-w", str(web_workers), f"services.{name}.app:create_app()"]))
         for i in range((workers_per_service or {}).get(name, 1)):
-            result.append((f"{name}-worker-{i + 1}", [python, "-m", f"services.{name}.worker"]))
+            argv = [python, "-m", f"services.{name}.worker"]
+            if next_metrics:
+                argv += ["--metrics-port", str(next_metrics)]
+                next_metrics += 1
+            result.append((f"{name}-worker-{i + 1}", argv))
     return result
 
 
@@ -46,6 +52,9 @@ def arguments(argv=None, environ=os.environ) -> argparse.Namespace:
                         help="gunicorn workers per service (default: $GUNICORN_WORKERS, else 2)")
     parser.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
                         help="run N workers of a service, e.g. --scale documents=2")
+    parser.add_argument("--metrics-base-port", type=int, default=int(environ.get("CRM_METRICS_BASE_PORT") or 9100),
+                        help="workers serve their Prometheus metrics on 127.0.0.1 from this port on, one each "
+                             "(default: $CRM_METRICS_BASE_PORT, else 9100; 0 turns them off)")
     return parser.parse_args(argv)
 
 
@@ -57,9 +66,11 @@ def main(argv=None):
     scale = {k: int(v) for k, v in (item.split("=", 1) for item in args.scale)}
     port = int(env.get("PORT") or 8000)
     procs = []
-    for label, argv_ in commands(web_workers=args.web_workers, ports={"contracts": port}, workers_per_service=scale):
+    for label, argv_ in commands(web_workers=args.web_workers, ports={"contracts": port}, workers_per_service=scale,
+                                 metrics_base=args.metrics_base_port or None):
         procs.append((label, subprocess.Popen(argv_, env=env)))
-        print(f"started {label} (pid {procs[-1][1].pid})", flush=True)
+        metrics = f", metrics on 127.0.0.1:{argv_[-1]}" if "--metrics-port" in argv_ else ""
+        print(f"started {label} (pid {procs[-1][1].pid}{metrics})", flush=True)
     stopping = False
 
     def _stop(*_):
