@@ -120,7 +120,11 @@ def run_worker(spec: ServiceSpec, argv=None):
         os.nice(settings.worker_nice)
     if args.metrics_port:
         from prometheus_client import start_http_server
-        start_http_server(args.metrics_port, addr=args.metrics_host)
+        try:
+            start_http_server(args.metrics_port, addr=args.metrics_host)
+        except OSError as exc:  # say a node exporter holds 9100: the worker's real work matters more
+            logging.getLogger(__name__).warning("%s worker: no metrics on %s:%s (%s)", spec.name,
+                                                args.metrics_host, args.metrics_port, exc)
     delay = 1.0
     while True:
         try:
