@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import functools
+import logging
 from datetime import date
 from decimal import Decimal
 from urllib.parse import quote as url_quote
 
 from flask import Blueprint, current_app
 from sqlalchemy import bindparam, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from crmkit.catalogue import availability, fetch_products
 from crmkit.db import contains
@@ -27,6 +28,7 @@ from services.contracts.models import Contract, Customer, TimelineEntry, User
 from services.contracts.schemas import ContractIn, ContractOut, ContractPatch, ContractQuery, TimelineOut
 from services.contracts.settings_store import SETTINGS_COLUMN, merged_settings
 
+log = logging.getLogger(__name__)
 bp = Blueprint("contracts", __name__, url_prefix="/api/v1")
 out = ContractOut()
 timeline_out = TimelineOut(many=True)
@@ -246,8 +248,12 @@ def cancel_contract(contract_id):
         lifecycle.cancel(session, contract)
         deliveries.cancel_open_notes(session, contract)
         receivables.cancel_installments(session, contract)
-    with _db().session() as session:  # once the cancellation is committed (recurring.pause_from_cancelled says why)
-        recurring.pause_from_cancelled(session, session.get(Contract, contract_id))
+    try:  # once the cancellation is committed (recurring.pause_from_cancelled says why)
+        with _db().session() as session:
+            recurring.pause_from_cancelled(session, session.get(Contract, contract_id))
+    except SQLAlchemyError as exc:
+        # The cancellation stands and its answer is due; the next scheduler run pauses the schedules instead.
+        log.warning("contract %s cancelled; its schedules not paused yet: %s", contract_id, exc)
     return dump(contract)
 
 
