@@ -184,7 +184,8 @@ def retry_delay(attempts: int, seconds_since_first: float) -> float | None:
 
 
 # Authentication required / too weak / credentials invalid / encryption required: our relay's configuration
-# (SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS), not the email. Retried, so the mail goes once an operator fixes it.
+# (SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS), not the email. Retried as for a relay that is down (RETRY_DELAYS,
+# within GIVE_UP_AFTER), so the mail goes if an operator fixes it meanwhile.
 RELAY_LOGIN_CODES = frozenset({530, 534, 535, 538})
 
 

@@ -374,10 +374,10 @@ def test_a_mailbox_the_relay_rejects_fails_at_once_and_tells_the_salesperson(db,
     assert emails.send_due(settings, db) == 0 and smtp_server.messages == []
 
 
-def test_a_relay_refusing_our_login_keeps_the_email_until_the_operator_fixes_it(db, settings, smtp_server, caplog):
+def test_a_relay_refusing_our_login_retries_the_email_while_the_operator_fixes_it(db, settings, smtp_server, caplog):
     """A 530/535 is the relay's configuration (SMTP_USER, SMTP_PASSWORD), not the customer's address: the email
-    is retried, and the log says what to fix. It used to fail at once, telling the salesperson as if the address
-    were bad."""
+    is retried as for a relay that is down, and the log says what to fix. It used to fail at once, telling the
+    salesperson as if the address were bad."""
     smtp_server.requiring_login = True
     handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
     handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
