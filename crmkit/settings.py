@@ -6,6 +6,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crmkit.timeutil import DEFAULT_ZONE
+
 SERVICES = ("contracts", "quotes", "inventory", "documents", "notifications")
 
 # Each service's HTTP port when services run as separate processes; the gateway uses PORT.
@@ -64,7 +66,7 @@ class Settings:
     scheduler_interval: float = 60.0
     token_ttl: int = 8 * 3600
     retention_days: float = DEFAULT_RETENTION_DAYS
-    timezone: str = "Asia/Shanghai"  # CRM_TIMEZONE: the company's business dates (crmkit.timeutil)
+    timezone: str = DEFAULT_ZONE  # CRM_TIMEZONE: the company's business dates (crmkit.timeutil)
 
     @property
     def embedded(self) -> bool:
@@ -130,7 +132,7 @@ class Settings:
 def _zone_name(value: str | None) -> str:
     """CRM_TIMEZONE checked when the settings are read, so a misspelt zone stops the start, not a request."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-    name = (value or "").strip() or "Asia/Shanghai"
+    name = (value or "").strip() or DEFAULT_ZONE
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
