@@ -23,8 +23,9 @@ def business_date(moment: datetime | None = None) -> date:
     return as_utc(moment or utcnow()).astimezone(_zone).date()
 
 
-def business_now() -> datetime:
-    return utcnow().astimezone(_zone)
+def business_time(moment: datetime) -> datetime:
+    """A stored time on the company's clock, for a sentence a person reads."""
+    return as_utc(moment).astimezone(_zone)
 
 
 def utcnow() -> datetime:

@@ -22,6 +22,8 @@ EVENT_TYPES = (
     "payment.recorded",
     # A delivered contract paid in full; a customer handed to another salesperson (its quotes follow).
     "contract.completed", "customer.reassigned",
+    # An email not gone after ten minutes, still being retried (its salesperson is told once).
+    "email.delayed",
 )
 
 DEPARTMENT_NAMES = ("production", "procurement", "warehouse", "finance", "sales")
@@ -33,7 +35,8 @@ CONSUMES: dict[str, dict[str, tuple[str, ...]]] = {
             "quote.sent", "quote.accepted",
             "stock.reserved", "stock.shortage", "stock.released", "stock.allocated",
             "production.requested", "procurement.requested",
-            "document.rendered", "document.failed", "email.sent", "email.failed", "department.notified",
+            "document.rendered", "document.failed", "email.sent", "email.delayed", "email.failed",
+            "department.notified",
         ),
     },
     "quotes": {

@@ -154,6 +154,8 @@ SUMMARIES = {
     "procurement.requested": lambda d: f"Procurement asked for {d.get('quantity')} × {d.get('product_code')}",
     "document.failed": lambda d: f"PDF rendering failed: {d.get('error', '')}"[:500],
     "email.sent": lambda d: f"Email sent to {', '.join(d.get('to') or [])}",
+    "email.delayed": lambda d: (f"Email to {', '.join(d.get('to') or [])} not sent yet ({d.get('error', '')}); "
+                                f"retried until {d.get('retry_until')}")[:500],
     "email.failed": lambda d: f"Email to {', '.join(d.get('to') or [])} failed: {d.get('error', '')}"[:500],
     "department.notified": lambda d: f"Department {d.get('department')} notified",
     "quote.sent": lambda d: f"Quote {d.get('number')} sent",

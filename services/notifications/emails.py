@@ -29,13 +29,13 @@ from crmkit.document_store import DocumentStore
 from crmkit.errors import Unavailable
 from crmkit.messaging.outbox import emit
 from crmkit.metrics import EMAIL_SEND_SECONDS, EMAIL_WAIT_SECONDS, EMAILS
-from crmkit.timeutil import as_utc, utcnow
+from crmkit.timeutil import as_utc, business_time, iso, utcnow
 from crmkit.web.auth import system_token
 from crmkit.web.client import ServiceClient
 from services.notifications import departments, mailer
 from services.notifications.models import FAILED, QUEUED, SENDING, SENT, WAITING, Email, KnownDocument
-from services.notifications.rules import (WAIT_FOR_DOCUMENT, address_problem, department_text, language_of,
-                                           retry_delay, subject_problem)
+from services.notifications.rules import (DELAY_NOTICE_AFTER, WAIT_FOR_DOCUMENT, address_problem, department_text,
+                                           give_up_at, language_of, retry_delay, subject_problem)
 
 log = logging.getLogger(__name__)
 
@@ -515,3 +515,22 @@ def _record_failure(db, claim: Claim, error: str, permanent: bool) -> None:
         email.lease_until = email.claim_token = email.smtp_started_at = None
         email.next_attempt_at = utcnow() + timedelta(seconds=delay)
         _count(session, "retry")
+        if (utcnow() - first).total_seconds() >= DELAY_NOTICE_AFTER:
+            _report_delay(session, email, error, give_up_at(first))
+
+
+def _report_delay(session: Session, email: Email, error: str, until: datetime) -> None:
+    """Tell the salesperson, once per email, that it has not gone yet and is still being retried."""
+    correlation = email.contract_id or email.quote_id
+    text = department_text("email_delayed", email.company_language, "sales", document=email.kind,
+                           number=email.number, to=", ".join(email.to) or "—", error=error[:300],
+                           until=business_time(until).strftime("%Y-%m-%d %H:%M"))
+    if departments.post(session, department="sales", type="email.delayed", reason="email_delayed", text=text,
+                        contract=departments.contract_ref(email.contract_id, email.number, email.customer_name),
+                        lines=[], source_key=f"email-delayed:{email.id}", recipient_id=email.owner_id,
+                        correlation_id=correlation) is None:
+        return  # told already
+    emit(session, SOURCE, "email.delayed", {
+        "email_id": email.id, "contract_id": email.contract_id, "quote_id": email.quote_id, "to": email.to,
+        "cc": email.cc, "error": email.last_error, "attempts": email.attempts, "retry_until": iso(until),
+    }, correlation_id=correlation)

@@ -1,6 +1,7 @@
 """Notification rules free of any framework: department texts, email subjects and bodies, addresses, retries."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 # The address and subject rules are the kit's: the gateway checks a send request with the very same ones.
@@ -60,6 +61,8 @@ TEMPLATES = {
         "payment_recorded": "合同 {number}{customer}第 {seq} 期（{label}）收到部分付款 {amount}，尚欠 {outstanding}。",
         "receivable_overdue": "合同 {number}{customer}第 {seq} 期（{label}）{amount} 已于 {due_date} 到期未付，请催收。",
         "email_failed": "{document} {number} 发送给 {to} 的邮件失败：{error}。请核对地址后重新发送。",
+        "email_delayed": "{document} {number} 发送给 {to} 的邮件尚未发出：{error}。系统将继续重试至 {until}，"
+                         "如最终失败会再通知您；如有急需，请先通过其他方式联系客户。",
         "recurring_failed": "定期合同（源合同 {number}）生成失败：{error}。",
         "contract_cancelled": "合同 {number}{customer}已取消（原交货日期 {delivery_date}），{stop_action}",
     },
@@ -82,6 +85,9 @@ TEMPLATES = {
                               "{due_date} and is unpaid; please follow up.",
         "email_failed": "The email of {document} {number} to {to} failed: {error}. Please check the address and "
                         "send it again.",
+        "email_delayed": "The email of {document} {number} to {to} has not gone out yet: {error}. It is retried "
+                         "until {until} and you will be told if it fails; if it is urgent, reach the customer "
+                         "another way meanwhile.",
         "recurring_failed": "A recurring contract from contract {number} could not be generated: {error}.",
         "contract_cancelled": "Contract {number}{customer} has been cancelled (delivery date: {delivery_date}); "
                               "{stop_action}",
@@ -167,25 +173,32 @@ def email_body(kind: str, number: str, language: str, customer: str | None = Non
 
 # --- retries ---------------------------------------------------------------------------------------------------
 
-RETRY_DELAYS = (2, 5, 15, 30, 60, 120, 180)  # seconds after attempt 1, 2, ...
-MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
-GIVE_UP_AFTER = 600  # seconds since the first attempt
+# A relay that is down or refuses us is retried for a day, as mail servers retry (Postfix: days), at first
+# quickly, then every half hour; an email not gone after DELAY_NOTICE_AFTER tells its salesperson once, so they
+# can reach the customer another way while it is still being retried.
+RETRY_DELAYS = (2, 5, 15, 30, 60, 120, 300, 600, 900, 1800)  # seconds after attempt 1, 2, ...; then the last
+GIVE_UP_AFTER = 24 * 3600  # seconds since the first attempt
+DELAY_NOTICE_AFTER = 600  # seconds since the first attempt
 WAIT_FOR_DOCUMENT = 900  # seconds an email may wait for its PDF before it fails
 
 
 def retry_delay(attempts: int, seconds_since_first: float) -> float | None:
     """Seconds until the next attempt after `attempts` failed ones, or None when it is time to give up."""
-    if attempts >= MAX_ATTEMPTS or attempts < 1:
+    if attempts < 1:
         return None
-    delay = RETRY_DELAYS[attempts - 1]
+    delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
     if seconds_since_first + delay > GIVE_UP_AFTER:
         return None
     return delay
 
 
+def give_up_at(first_attempt: datetime) -> datetime:
+    return first_attempt + timedelta(seconds=GIVE_UP_AFTER)
+
+
 # Authentication required / too weak / credentials invalid / encryption required: our relay's configuration
-# (SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS), not the email. Retried as for a relay that is down (RETRY_DELAYS,
-# within GIVE_UP_AFTER), so the mail goes if an operator fixes it meanwhile.
+# (SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS), not the email. Retried as for a relay that is down, so the mail
+# goes once an operator fixes it.
 RELAY_LOGIN_CODES = frozenset({530, 534, 535, 538})
 
 

@@ -9,7 +9,7 @@ import smtplib
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -22,7 +22,6 @@ from crmkit.timeutil import utcnow
 from services.notifications import emails, mailer
 from services.notifications.handlers import HANDLERS, make_context
 from services.notifications.models import TABLES, DepartmentMessage, Email
-from services.notifications.rules import MAX_ATTEMPTS
 from support.handlers import run_handler
 from support.infra import wait_for
 
@@ -322,21 +321,47 @@ def test_no_customer_address_fails_at_once_and_tells_the_salesperson(db, setting
     assert notice.recipient_id == "u-alice" and notice.reason == "email_failed"
 
 
-def test_refusals_are_retried_then_given_up(db, settings, smtp_server):
-    smtp_server.refusing = True
+def _age_first_attempt(db, seconds: float) -> None:
+    """As if the first attempt were `seconds` ago, and the next one due now: no waiting for the backoff."""
+    with db.session() as session:
+        session.execute(update(Email).values(first_attempt_at=utcnow() - timedelta(seconds=seconds),
+                                             next_attempt_at=utcnow()))
+
+
+def test_a_refusing_relay_is_retried_for_a_day_and_the_salesperson_told_after_ten_minutes(db, settings,
+                                                                                           smtp_server):
+    smtp_server.refusing = True  # 451 to every recipient: the relay's trouble, not the address
     before = counted()
     handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
     handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    for attempt in (1, 2, 3):  # the first minutes: retried, nobody bothered
         assert emails.send_due(settings, db) == 1
-        [email] = the_emails(db)
-        assert email.attempts == attempt and "451" in email.last_error
-        with db.session() as session:  # no waiting for the backoff in a test: make the retry due now
-            session.execute(update(Email).values(next_attempt_at=utcnow()))
+        _age_first_attempt(db, 60 * attempt)
     [email] = the_emails(db)
-    assert email.status == "failed" and smtp_server.messages == []
-    assert len(outbox(db, "email.failed")) == 1 and len(sales_messages(db)) == 1
-    assert changed(before, counted()) == {"retry": MAX_ATTEMPTS - 1, "failed": 1}
+    assert (email.status, email.attempts) == ("queued", 3) and "451" in email.last_error
+    assert sales_messages(db) == [] and outbox(db, "email.delayed") == []
+
+    _age_first_attempt(db, 11 * 60)  # still not gone after ten minutes: the salesperson hears of it, once
+    for _ in range(3):
+        assert emails.send_due(settings, db) == 1
+        _age_first_attempt(db, 2 * 3600)
+    [email] = the_emails(db)
+    assert (email.status, email.attempts) == ("queued", 6)
+    [notice] = sales_messages(db)
+    assert (notice.reason, notice.recipient_id) == ("email_delayed", "u-alice")
+    assert "尚未发出" in notice.text and "451" in notice.text and "继续重试至" in notice.text
+    [delayed] = outbox(db, "email.delayed")
+    retry_until = datetime.fromisoformat(delayed["data"]["retry_until"].replace("Z", "+00:00"))
+    assert timedelta(hours=23) < retry_until - utcnow() <= timedelta(hours=24)  # a day from the first attempt
+    assert outbox(db, "email.failed") == []
+
+    _age_first_attempt(db, 24 * 3600 - 60)  # the last attempt of the day fails: given up, and said so
+    assert emails.send_due(settings, db) == 1
+    [email] = the_emails(db)
+    assert (email.status, email.attempts) == ("failed", 7) and smtp_server.messages == []
+    assert len(outbox(db, "email.failed")) == 1
+    assert sorted(m.reason for m in sales_messages(db)) == ["email_delayed", "email_failed"]
+    assert changed(before, counted()) == {"retry": 6, "failed": 1}
 
 
 def test_a_mail_relay_that_is_down_is_retried_and_the_email_sent_once_it_is_back(db, settings, smtp_server):

@@ -139,11 +139,12 @@ def test_subject_rules(subject, ok):
 
 # ---------------------------------------------------------------------------- retries
 
-def test_retries_back_off_then_give_up():
-    delays = [rules.retry_delay(n, 0) for n in range(1, rules.MAX_ATTEMPTS + 1)]
-    assert delays[:5] == [2, 5, 15, 30, 60]
-    assert delays[-1] is None and all(d is not None for d in delays[:-1])
-    assert rules.retry_delay(3, 590) is None  # ten minutes since the first attempt
+def test_retries_back_off_to_every_half_hour_then_give_up_after_a_day():
+    assert [rules.retry_delay(n, 0) for n in range(1, 6)] == [2, 5, 15, 30, 60]
+    assert [rules.retry_delay(n, 3600) for n in (10, 11, 50)] == [1800, 1800, 1800]
+    assert rules.retry_delay(20, 24 * 3600 - 1800) == 1800
+    assert rules.retry_delay(20, 24 * 3600 - 1799) is None  # the next attempt would fall after the day
+    assert rules.retry_delay(0, 0) is None
 
 
 def test_only_5xx_answers_are_permanent():
