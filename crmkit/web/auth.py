@@ -19,6 +19,9 @@ class Caller:
     username: str
     role: str
     department: str | None = None
+    # The user's token generation when this token was issued: the gateway refuses a token of an earlier one
+    # (a password reset, a role change, an account disabled since; services.contracts.users.SessionCheck).
+    generation: int = 0
 
     @property
     def sees_all(self) -> bool:

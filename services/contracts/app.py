@@ -1,6 +1,8 @@
 """The gateway: frontends call it; it owns users, customers and contracts and routes the rest."""
 from __future__ import annotations
 
+from flask import g
+
 from crmkit.service import create_web_app
 from crmkit.web.app import make_app
 
@@ -21,7 +23,14 @@ def build_app(settings, db):
         receivables,
         recurring,
     )
+    from services.contracts.users import SESSIONS
     app = make_app("contracts", settings, db)
+
+    @app.before_request  # after make_app's, which read the token: the gateway owns the users it names
+    def _current_session():
+        if g.get("caller") is not None:
+            SESSIONS.check(db, g.caller)
+
     # werkzeug matches the most specific rule first, so the generic proxy never shadows the gateway's own routes.
     for module in (accounts, company, customers, contracts, proxy, documents, deliveries, receivables, recurring,
                    admin, emails, dead_letters, api_docs):

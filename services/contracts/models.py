@@ -27,6 +27,9 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Raised when the password, role or department changes or the account is disabled: tokens carry the value
+    # they were issued with, and the gateway refuses older ones (users.SessionCheck).
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SettingsRow(Base):

@@ -104,10 +104,10 @@ def operations() -> list[Op]:
         Op("GET", "/users", "List users (admin, manager)", "accounts", response=cs.UserOut, paged=True),
         Op("GET", "/users/me", "The caller", "accounts", response=cs.UserOut),
         Op("PATCH", "/users/<user_id>", "Change a user: a new password, role, department, email, or disable them "
-           "(admin; a disabled user cannot log in, a token already issued lasts until it expires)", "accounts",
+           "(admin; a new password, role or department, or disabling, ends the user's tokens issued before)", "accounts",
            body=cs.UserPatch, response=cs.UserOut, example={"active": False}),
-        Op("POST", "/users/me/password", "Change one's own password", "accounts", body=cs.PasswordChange,
-           response=cs.UserOut, example={"current_password": "old-password", "new_password": "a-new-password"}),
+        Op("POST", "/users/me/password", "Change one's own password: every other session ends; the answer carries a new token", "accounts", body=cs.PasswordChange,
+           response=cs.PasswordChanged, example={"current_password": "old-password", "new_password": "a-new-password"}),
         Op("GET", "/settings", "Company, shortage policy and defaults", "settings", response=cs.SettingsSchema),
         Op("PUT", "/settings", "Change the settings (admin); keys left out keep their values", "settings",
            body=cs.SettingsSchema,

@@ -77,6 +77,14 @@ class UserOut(Schema):
     created_at = UtcDateTime()
 
 
+class PasswordChanged(UserOut):
+    """The user, and a new token: the change ended every token issued before, this request's too."""
+    USER_FIELDS = tuple(UserOut._declared_fields)
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+
+
 # No load_default in the two settings schemas: a key a PUT leaves out keeps its stored value (settings_store), so it
 # must stay absent from the loaded data; the defaults of a fresh system are settings_store.DEFAULTS.
 class CompanySchema(Schema):

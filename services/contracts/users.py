@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 import uuid
 from datetime import timedelta
 
@@ -10,9 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from crmkit.db import after_commit
 from crmkit.errors import TooMany, Unauthorized
 from crmkit.timeutil import as_utc, utcnow
-from crmkit.web.auth import Caller
+from crmkit.web.auth import SYSTEM_ROLE, Caller
 from services.contracts.models import User
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,51 @@ def hash_password(password: str) -> str:
 
 
 def caller_of(user: User) -> Caller:
-    return Caller(id=user.id, username=user.username, role=user.role, department=user.department)
+    return Caller(id=user.id, username=user.username, role=user.role, department=user.department,
+                  generation=user.token_generation or 0)
+
+
+def end_sessions(session, user: User) -> None:
+    """Every token issued to this user so far stops working once this commits: at once on this process, within
+    SESSION_CHECK_SECONDS on the others."""
+    user_id = user.id
+    user.token_generation = (user.token_generation or 0) + 1
+    after_commit(session, lambda: SESSIONS.forget(user_id), once_per=f"sessions:{user_id}")
+
+
+# How long a gateway process trusts a token it has found current: a disabled account or a reset password ends
+# its sessions on every process within this, for one primary-key read per user and process at most this often.
+SESSION_CHECK_SECONDS = 2.0
+
+
+class SessionCheck:
+    """Refuses the token of a disabled account, or one issued before the account's password, role or department
+    changed: signed tokens alone would stay valid until they expire (CRM_TOKEN_TTL, 8 h by default)."""
+
+    def __init__(self):
+        self._current: dict[tuple[str, int], float] = {}  # (user id, generation) -> trusted until (monotonic)
+
+    def check(self, db, who: Caller) -> None:
+        if who.role == SYSTEM_ROLE:
+            return
+        key = (who.id, who.generation)
+        if self._current.get(key, 0.0) > time.monotonic():
+            return
+        with db.session() as session:
+            row = session.execute(select(User.active, User.token_generation).where(User.id == who.id)).first()
+        if row is None or not row.active:
+            raise Unauthorized("This account has been disabled.")
+        if (row.token_generation or 0) != who.generation:
+            raise Unauthorized("This token was issued before the account's password, role or department changed; "
+                               "ask for a new one at /api/v1/auth/token.")
+        self._current[key] = time.monotonic() + SESSION_CHECK_SECONDS
+
+    def forget(self, user_id: str) -> None:
+        for key in [key for key in list(self._current) if key[0] == user_id]:
+            self._current.pop(key, None)
+
+
+SESSIONS = SessionCheck()
 
 
 def check_login(db, username: str, password: str) -> Caller:
@@ -86,6 +132,7 @@ def set_password(db, username: str, password: str) -> None:
             raise SystemExit(f"No user {username!r}.")
         user.password_hash = hash_password(password)
         user.active, user.failed_logins, user.locked_until = True, 0, None
+        end_sessions(session, user)
 
 
 def main(argv=None) -> None:

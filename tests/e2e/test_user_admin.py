@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from support.infra import ADMIN_PASSWORD, ROOT
+from support.infra import ADMIN_PASSWORD, ROOT, wait_for
 
 
 def login(api, username, password) -> int:
@@ -63,3 +63,68 @@ def test_an_operator_who_lost_the_admin_password_sets_a_new_one(embedded):
     unknown = subprocess.run([sys.executable, "-m", "services.contracts.users", "set-password", "ghost"], cwd=ROOT,
                              env=env, capture_output=True, text=True, timeout=120)
     assert unknown.returncode != 0 and "No user 'ghost'" in unknown.stderr
+
+
+# --------------------------------------------------------------------------- tokens of an account that changed
+
+def statuses(api, path="/api/v1/users/me", times=6) -> set[int]:
+    """What a few requests in a row answer: the gateway has several processes, each checks for itself."""
+    return {api.get(path).status_code for _ in range(times)}
+
+
+def refused(api, reason: str):
+    """Every process refuses the token (each within a couple of seconds of the change), saying why."""
+    wait_for(lambda: statuses(api) == {401}, timeout=10, message="the old token refused on every process")
+    answer = api.get("/api/v1/users/me")
+    assert reason in answer.json["error"]["message"], answer
+    assert api.get("/api/v1/products").status_code == 401  # a route to another service too
+
+
+def run_sessions(admin):
+    sam = admin.user("sam", password="first-pass-1")
+    laptop = admin.as_token(None).login("sam", "first-pass-1")  # a second session of the same person
+    sam_id = sam.get("/api/v1/users/me").json["id"]
+    assert statuses(sam) == statuses(laptop) == {200}
+
+    # An email change ends nothing; a password reset ends every session.
+    assert admin.patch(f"/api/v1/users/{sam_id}", json={"email": "sam@example.cn"}).status_code == 200
+    assert statuses(sam) == {200}
+    assert admin.patch(f"/api/v1/users/{sam_id}", json={"password": "second-pass-2"}).status_code == 200
+    refused(sam, "password, role or department changed")
+    refused(laptop, "password, role or department changed")
+    sam = admin.as_token(None).login("sam", "second-pass-2")
+    assert statuses(sam, times=10) == {200}
+
+    # Changing one's own password signs the other sessions out; this one goes on with the token in the answer.
+    laptop = admin.as_token(None).login("sam", "second-pass-2")
+    own = sam.post("/api/v1/users/me/password", json={"current_password": "second-pass-2",
+                                                      "new_password": "third-pass-3"})
+    assert own.status_code == 200 and own.json["token_type"] == "Bearer" and own.json["username"] == "sam", own
+    refused(laptop, "password, role or department changed")
+    refused(sam, "password, role or department changed")
+    sam = sam.as_token(own.json["access_token"])
+    assert statuses(sam, times=10) == {200}
+
+    # A demoted manager's token no longer carries the old role.
+    admin.patch(f"/api/v1/users/{sam_id}", json={"role": "manager"})
+    refused(sam, "password, role or department changed")
+    sam = admin.as_token(None).login("sam", "third-pass-3")
+    assert sam.get("/api/v1/users/me").json["role"] == "manager"
+    assert sam.get("/api/v1/users").status_code == 200
+    assert admin.patch(f"/api/v1/users/{sam_id}", json={"role": "sales", "department": "sales"}).status_code == 200
+    refused(sam, "password, role or department changed")
+    sam = admin.as_token(None).login("sam", "third-pass-3")
+    assert sam.get("/api/v1/users").status_code == 403
+
+    # Someone who has left: refused at once, not when the token expires hours later.
+    assert admin.patch(f"/api/v1/users/{sam_id}", json={"active": False}).status_code == 200
+    refused(sam, "disabled")
+    assert statuses(admin, times=4) == {200}  # the admin's own session is untouched
+
+
+def test_a_changed_account_ends_its_sessions(embedded):
+    run_sessions(embedded.api)
+
+
+def test_a_changed_account_ends_its_sessions_on_every_gateway_process(cluster):
+    run_sessions(cluster.api)

@@ -105,7 +105,7 @@ def test_a_database_at_the_previous_revision_upgrades_to_head_with_its_data_inta
 
     db = open_database(contracts, settings)  # what every web and worker process does on start
     try:
-        assert migrations.current(contracts, settings) == migrations.head(contracts) == "0004"
+        assert migrations.current(contracts, settings) == migrations.head(contracts) == "0005"
         assert LATER_TABLES <= tables_of(settings)
         from crmkit.models import OutboxMessage, Sequence
         from services.contracts import deliveries, receivables
@@ -115,6 +115,7 @@ def test_a_database_at_the_previous_revision_upgrades_to_head_with_its_data_inta
             users = {u.username: u for u in session.execute(select(User)).scalars()}
             assert set(users) == {"admin", "li.na"}  # the admin was there: on_start made no second one
             assert users["li.na"].failed_logins == 2 and users["li.na"].email == "li.na@example.cn"
+            assert users["li.na"].token_generation == 0  # her tokens issued before the upgrade stay valid
             customer = session.get(Customer, "c-1")
             assert customer.name == "杭州临安五金 (O'Brien & Co.)" and customer.contact_person == "王经理"
             contract = session.get(Contract, "k-1")
@@ -233,4 +234,4 @@ def test_the_developer_commands(tmp_path, monkeypatch, capsys):
     assert migrations.main(["contracts", "revision", "-m", "nothing changed", "--autogenerate"]) == 0
     assert sorted(p.name for p in versions.glob("*.py")) == before  # the models match head: no empty revision
     out = capsys.readouterr().out
-    assert "contracts: at 0004 (head 0004)" in out and "no revision written" in out
+    assert "contracts: at 0005 (head 0005)" in out and "no revision written" in out

@@ -14,8 +14,8 @@ from crmkit.web.idempotency import idempotent
 from crmkit.web.pagination import fetch_page, page, page_args
 from crmkit.web.requests import load
 from services.contracts.models import User
-from services.contracts.schemas import PasswordChange, TokenIn, TokenOut, UserIn, UserOut, UserPatch
-from services.contracts.users import check_login, hash_password
+from services.contracts.schemas import PasswordChange, PasswordChanged, TokenIn, TokenOut, UserIn, UserOut, UserPatch
+from services.contracts.users import caller_of, check_login, end_sessions, hash_password
 
 bp = Blueprint("accounts", __name__, url_prefix="/api/v1")
 user_out = UserOut()
@@ -70,7 +70,9 @@ def change_user(user_id):
         user = session.get(User, user_id, with_for_update=True)
         if user is None:
             raise NotFound("No such user.")
-        if "password" in data:
+        before = (user.role, user.department, user.active)
+        reset = "password" in data
+        if reset:
             user.password_hash = hash_password(data.pop("password"))
             user.failed_logins, user.locked_until = 0, None
         for key, value in data.items():
@@ -85,6 +87,9 @@ def change_user(user_id):
             if others is None:
                 raise Conflict("This is the last active admin: make another admin first.",
                                {"role" if user.role != "admin" else "active": ["The last active admin."]})
+        # What a token carries (role, department) or grants no longer holds: the user signs in again.
+        if reset or (user.role, user.department) != before[:2] or (before[2] and not user.active):
+            end_sessions(session, user)
         return user_out.dump(user)
 
 
@@ -96,7 +101,13 @@ def change_own_password():
         if user is None or not check_password_hash(user.password_hash, data["current_password"]):
             raise field_error("current_password", "Wrong password.")
         user.password_hash = hash_password(data["new_password"])
-        return user_out.dump(user)
+        # Signs out every other session (a password is changed when one may have leaked); this one goes on
+        # with the token in the answer.
+        end_sessions(session, user)
+        settings = current_app.config["CRM_SETTINGS"]
+        return PasswordChanged().dump({**{c: getattr(user, c) for c in PasswordChanged.USER_FIELDS},
+                                       "access_token": issue_token(settings.secret_key, caller_of(user)),
+                                       "token_type": "Bearer", "expires_in": settings.token_ttl})
 
 
 @bp.get("/users/me")
