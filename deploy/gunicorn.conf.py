@@ -10,7 +10,9 @@ No preload: each worker opens its own database and broker connections.
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 
 from gunicorn import util as gunicorn_util
 
@@ -55,6 +57,34 @@ keepalive = 5
 control_socket_disable = True
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
+
+# Prometheus: every worker counts in files under one directory, and /metrics on any worker reads them all
+# (crmkit/web/health.py). Without it a scrape sees only the worker that answered it, and so a share of the
+# traffic that changes from scrape to scrape. The variable must be set before a worker imports prometheus_client.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_own_metrics_dir = not _metrics_dir
+if _own_metrics_dir:
+    _metrics_dir = tempfile.mkdtemp(prefix=f"crm-{service}-metrics-",
+                                    dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server):
+    # Files left by an earlier run in a directory the operator chose would be counted again.
+    for name in os.listdir(_metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(_metrics_dir, name))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
+
 
 # A request line of up to 8 KiB (gunicorn's largest besides unlimited): long query strings such as
 # ?codes=… of a catalogue read pass, and beyond it the answer below is 414.

@@ -93,5 +93,15 @@ def cluster(tmp_path, pg_url, amqp_url, smtp_server):
     system.stop()
 
 
+@pytest.fixture
+def two_web_workers(tmp_path, pg_url, amqp_url, smtp_server):
+    """As `cluster`, with two gunicorn workers per service, as deployed: what one web process knows (a cache, its
+    own metrics), the other does not."""
+    system = ProcessCluster(tmp_path, amqp_url=amqp_url, database_url=pg_url, smtp=smtp_server,
+                            web_workers=2).start()
+    yield system
+    system.stop()
+
+
 def pytest_report_header(config):
     return f"CI={os.environ.get('CI', '')} (missing RabbitMQ/PostgreSQL fail instead of skipping when set)"

@@ -1,8 +1,11 @@
 """/healthz (alive), /readyz (database and broker reachable), /metrics (Prometheus text)."""
 from __future__ import annotations
 
+import os
+
 from flask import Blueprint, Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from crmkit.messaging import broker
 
@@ -32,4 +35,8 @@ def readyz():
 
 @health.get("/metrics")
 def metrics():
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # under gunicorn: the sum of every worker (gunicorn.conf.py)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -126,5 +126,5 @@ def test_a_changed_account_ends_its_sessions(embedded):
     run_sessions(embedded.api)
 
 
-def test_a_changed_account_ends_its_sessions_on_every_gateway_process(cluster):
-    run_sessions(cluster.api)
+def test_a_changed_account_ends_its_sessions_on_every_gateway_process(two_web_workers):
+    run_sessions(two_web_workers.api)

@@ -211,9 +211,10 @@ class ProcessCluster:
 
     def __init__(self, tmp_path: Path, amqp_url: str, database_url: str, smtp: SmtpCatcher | None = None,
                  workers_per_service: dict | None = None, extra_env: dict | None = None,
-                 own_documents_dir: tuple[str, ...] = ()):
+                 own_documents_dir: tuple[str, ...] = (), web_workers: int = 1):
         """`own_documents_dir`: services whose processes get their own, empty DOCUMENTS_DIR instead of the one
-        under the shared CRM_VAR_DIR, as under compose where only the documents containers mount the PDFs."""
+        under the shared CRM_VAR_DIR, as under compose where only the documents containers mount the PDFs.
+        `web_workers`: gunicorn workers per service (one keeps the many clusters of the suite light)."""
         from crmkit.settings import SERVICES
         self.tmp = tmp_path
         self.documents_dirs = {name: tmp_path / f"documents-of-{name}" for name in own_documents_dir}
@@ -226,9 +227,10 @@ class ProcessCluster:
                     "CRM_VAR_DIR": str(tmp_path / "var"), "CRM_ADMIN_USER": "admin",
                     "CRM_ADMIN_PASSWORD": ADMIN_PASSWORD, "CRM_SECRET_KEY": "test-secret",
                     "PORT": str(self.ports["contracts"]), "CRM_RELAY_INTERVAL": "0.02",
-                    "GUNICORN_WORKERS": "2", **(smtp.env if smtp else {}), **(extra_env or {})}
+                    **(smtp.env if smtp else {}), **(extra_env or {})}
         self.env.pop("PYTEST_CURRENT_TEST", None)
         self.workers_per_service = workers_per_service or {}
+        self.web_workers = web_workers
         self.procs: dict[str, subprocess.Popen] = {}
         self.base_url = f"http://127.0.0.1:{self.ports['contracts']}"
 
@@ -236,7 +238,7 @@ class ProcessCluster:
         from crmkit.supervise import commands, service_env
         env = service_env(self.env, self.ports)
         self.env = env
-        for label, argv in commands(web_workers=1, ports=self.ports, workers_per_service=self.workers_per_service):
+        for label, argv in commands(web_workers=self.web_workers, ports=self.ports, workers_per_service=self.workers_per_service):
             self.spawn(label, argv)
         try:
             for name, port in self.ports.items():
