@@ -35,9 +35,12 @@ class DeadLetter(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     replay_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The contract the message was about (its data.contract_id), when it names one: what an operator asks first.
+    contract_id: Mapped[str | None] = mapped_column(String(64))
     # crm.dead is delivered at least once too: a redelivered copy is the same dead letter, not a new one.
     __table_args__ = (UniqueConstraint("message_id", "original_queue", "dead_lettered_at", name="uq_dead_letter"),
-                      Index("ix_dead_letters_listing", "dead_lettered_at", "id"))
+                      Index("ix_dead_letters_listing", "dead_lettered_at", "id"),
+                      Index("ix_dead_letters_contract", "contract_id"))
 
 
 TABLES = [DeadLetter.__table__]
@@ -99,6 +102,13 @@ def body_is_escaped(letter: DeadLetter) -> bool:
     return isinstance(marked, dict) and "body" in (marked.get("fields") or [])
 
 
+def contract_of(envelope: dict) -> str | None:
+    """data.contract_id of an envelope, when it is one: a body that is no envelope names no contract."""
+    data = envelope.get("data")
+    value = data.get("contract_id") if isinstance(data, dict) else None
+    return _text(value)[:64] or None if isinstance(value, str) else None
+
+
 def record(body: bytes, headers: dict, properties: dict, session: Session) -> None:
     """The crm.dead consumer: keep the dead letter in the transaction whose commit acknowledges it."""
     try:
@@ -125,7 +135,8 @@ def record(body: bytes, headers: dict, properties: dict, session: Session) -> No
         type=_text(envelope.get("type") or headers.get("x-original-routing-key") or properties.get("type"))[:128],
         original_queue=original_queue[:128], original_exchange=_text(headers.get("x-original-exchange"))[:64],
         consumer=_text(headers.get("x-consumer"))[:64], error=_text(headers.get("x-error")),
-        headers=stored_headers, body=stored_body, dead_lettered_at=dead_lettered_at, recorded_at=utcnow()))
+        headers=stored_headers, body=stored_body, dead_lettered_at=dead_lettered_at, recorded_at=utcnow(),
+        contract_id=contract_of(envelope)))
 
 
 def replayable_queues() -> set[str]:

@@ -87,6 +87,7 @@ def test_dead_letters_are_listed_and_replayed_and_a_replay_never_acts_twice(syst
     assert letter["original_exchange"] == "crm.events" and letter["consumer"] == "inventory"
     assert "KeyError" in letter["error"] and "contract_id" in letter["error"]
     assert letter["replay_count"] == 0 and letter["replayed_at"] is None
+    assert letter["contract_id"] is None  # its data names no contract
     assert "body" not in letter  # a list stays light; the body is on the letter itself
     detail = api.get(f"{DEAD}/{letter['id']}").json
     assert json.loads(detail["body"]) == bad.to_dict()
@@ -129,6 +130,11 @@ def test_dead_letters_are_listed_and_replayed_and_a_replay_never_acts_twice(syst
     wait_for(lambda: drained(system, topology.DEAD_QUEUE.name), timeout=60, message="crm.dead drained")
     assert letters_of(api, event_id) == [pushed]  # the second copy was the same dead letter
     assert pushed["type"] == "contract.confirmed" and pushed["error"] == "RuntimeError: pushed by hand"
+    # Which contract it was about, and the letters of one contract: what an operator asks when a customer calls.
+    assert pushed["contract_id"] == contract["id"]
+    assert letters_of(api, event_id, contract_id=contract["id"]) == [pushed]
+    assert api.get(DEAD, params={"contract_id": contract["id"]}).json["total"] == 1
+    assert letters_of(api, event_id, contract_id="another-contract") == []
 
     assert api.post(f"{DEAD}/{pushed['id']}/replay").status_code == 202
     # The relay puts it on inventory's queue (default exchange), inventory takes it and acknowledges it ...

@@ -105,7 +105,7 @@ def test_a_database_at_the_previous_revision_upgrades_to_head_with_its_data_inta
 
     db = open_database(contracts, settings)  # what every web and worker process does on start
     try:
-        assert migrations.current(contracts, settings) == migrations.head(contracts) == "0005"
+        assert migrations.current(contracts, settings) == migrations.head(contracts) == "0006"
         assert LATER_TABLES <= tables_of(settings)
         from crmkit.models import OutboxMessage, Sequence
         from services.contracts import deliveries, receivables
@@ -234,4 +234,30 @@ def test_the_developer_commands(tmp_path, monkeypatch, capsys):
     assert migrations.main(["contracts", "revision", "-m", "nothing changed", "--autogenerate"]) == 0
     assert sorted(p.name for p in versions.glob("*.py")) == before  # the models match head: no empty revision
     out = capsys.readouterr().out
-    assert "contracts: at 0005 (head 0005)" in out and "no revision written" in out
+    assert "contracts: at 0006 (head 0006)" in out and "no revision written" in out
+
+
+def test_dead_letters_kept_before_0006_are_listed_by_their_contract(env, contracts):
+    settings = Settings.from_env("contracts", env)
+    migrations.upgrade(contracts, settings, revision="0005")
+    db = Database(settings.database_url, settings.db_schema)
+    try:
+        with db.engine.begin() as conn:
+            for letter_id, body in (("d-1", json.dumps({"id": "m-1", "data": {"contract_id": "k-7"}})),
+                                    ("d-2", json.dumps({"id": "m-2", "data": {"contract_id": 7}})),
+                                    ("d-3", "not json \\x00"), ("d-4", json.dumps(["a list"]))):
+                sql_insert(conn, settings, "dead_letters", id=letter_id, message_id=letter_id, type="x",
+                           original_queue="crm.inventory.stock", original_exchange="crm.events", consumer="inventory",
+                           error="boom", headers={}, body=body, dead_lettered_at=SIGNED, recorded_at=SIGNED,
+                           replay_count=0)
+    finally:
+        db.dispose()
+    migrations.upgrade(contracts, settings)
+    db = open_database(contracts, settings)
+    try:
+        from services.contracts.dead_letters import DeadLetter
+        with db.session() as session:
+            found = dict(session.execute(select(DeadLetter.id, DeadLetter.contract_id)).all())
+        assert found == {"d-1": "k-7", "d-2": None, "d-3": None, "d-4": None}
+    finally:
+        db.dispose()

@@ -19,6 +19,7 @@ class DeadLetterOut(Schema):
     id = fields.String()
     message_id = fields.String()
     type = fields.String()
+    contract_id = fields.String(allow_none=True)
     original_queue = fields.String()
     original_exchange = fields.String()
     consumer = fields.String()
@@ -63,6 +64,8 @@ def list_dead_letters():
         query = query.where(DeadLetter.original_queue == queue)
     if type_ := _filter("type"):
         query = query.where(DeadLetter.type == type_)
+    if contract_id := _filter("contract_id"):
+        query = query.where(DeadLetter.contract_id == contract_id)
     with _db().session() as session:
         rows, total = fetch_page(session, query, (DeadLetter.dead_lettered_at.desc(), DeadLetter.id), limit, offset)
         return page([list_out.dump(row) for row in rows], total)
