@@ -347,7 +347,11 @@ def _fail_stale(session: Session) -> None:
     for email in session.execute(_locking(session, select(Email).where(
             Email.status == SENDING, Email.lease_until < now).limit(50))).scalars():
         if email.smtp_started_at is None:
-            # The sender stopped before talking to the SMTP server: nothing went out, try again.
+            # The sender stopped before talking to the SMTP server: nothing went out, try again (unless the
+            # contract was cancelled meanwhile: withdraw() could not reach a row being sent).
+            if departments.is_cancelled(session, email.contract_id):
+                _give_up(email, WITHDRAWN)
+                continue
             email.status, email.lease_until, email.claim_token, email.next_attempt_at = QUEUED, None, None, now
         else:
             fail(session, email, "The sender stopped during the SMTP exchange; the email may or may not have "
@@ -502,6 +506,11 @@ def _record_failure(db, claim: Claim, error: str, permanent: bool) -> None:
         email = session.execute(select(Email).where(Email.id == claim.id).with_for_update()).scalar_one()
         if email.status != SENDING or email.claim_token != claim.token:
             return  # the lease expired and the row moved on; this attempt's outcome no longer matters
+        if departments.is_cancelled(session, email.contract_id):
+            # Cancelled while this attempt was under way (withdraw() leaves a row being sent alone): not tried
+            # again, or the customer would get the contract hours later, once the relay is back.
+            _give_up(email, WITHDRAWN)
+            return
         first = as_utc(email.first_attempt_at)
         delay = None if permanent else retry_delay(email.attempts, (utcnow() - first).total_seconds())
         if delay is None:

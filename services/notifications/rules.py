@@ -189,6 +189,9 @@ def retry_delay(attempts: int, seconds_since_first: float) -> float | None:
     delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
     if seconds_since_first + delay > GIVE_UP_AFTER:
         return None
+    if seconds_since_first < DELAY_NOTICE_AFTER < seconds_since_first + delay:
+        # An attempt at the ten-minute mark, so a failing one tells the salesperson then, not minutes later.
+        return max(DELAY_NOTICE_AFTER - seconds_since_first, 1.0)
     return delay
 
 

@@ -297,6 +297,40 @@ def test_a_cancelled_contracts_unsent_email_is_withdrawn(db, settings, smtp_serv
     assert sales_messages(db) == []  # the salesperson cancelled it: no "email failed" notice
 
 
+def test_a_contract_cancelled_while_its_email_is_being_tried_is_not_tried_again(db, settings, smtp_server,
+                                                                                  monkeypatch):
+    """withdraw() cannot reach an email a sender holds: the failed attempt itself must see the cancellation, or
+    the email is retried for a day and reaches the customer once the relay is back."""
+    smtp_server.refusing = True
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+
+    def cancelled_meanwhile(settings_, document_id, sha256):  # during the attempt, before the SMTP exchange
+        handle(db, settings, "contract.cancelled", cancelled("c-1"))
+        return PDF
+    monkeypatch.setattr(emails, "fetch_pdf", cancelled_meanwhile)
+    assert emails.send_due(settings, db) == 1
+    [email] = the_emails(db)
+    assert (email.status, email.last_error) == ("failed", emails.WITHDRAWN)
+    smtp_server.refusing = False
+    with db.session() as session:
+        session.execute(update(Email).values(next_attempt_at=utcnow()))
+    assert emails.send_due(settings, db) == 0 and smtp_server.messages == []
+
+
+def test_a_sender_that_died_is_not_replaced_for_a_cancelled_contract(db, settings, smtp_server):
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=[]))
+    handle(db, settings, "document.rendered", rendered("c-1"), source="documents")
+    with db.session() as session:
+        emails._claim(session, settings, 10)  # ...and the sender dies before the SMTP exchange
+    handle(db, settings, "contract.cancelled", cancelled("c-1"))
+    with db.session() as session:
+        session.execute(update(Email).values(lease_until=utcnow() - timedelta(seconds=1)))
+    emails.housekeeping(db)
+    assert emails.send_due(settings, db) == 0 and smtp_server.messages == []
+    assert [(e.status, e.last_error) for e in the_emails(db)] == [("failed", emails.WITHDRAWN)]
+
+
 def test_a_confirmation_handled_after_its_cancellation_emails_nobody(db, settings, smtp_server):
     handle(db, settings, "contract.cancelled", cancelled("c-1"))
     handle(db, settings, "contract.confirmed", confirmed("c-1"))

@@ -147,6 +147,16 @@ def test_retries_back_off_to_every_half_hour_then_give_up_after_a_day():
     assert rules.retry_delay(0, 0) is None
 
 
+def test_a_failing_email_is_tried_at_ten_minutes_so_the_salesperson_hears_then():
+    """Attempts on the real schedule (each taking a second): the first failure at or past ten minutes, when the
+    salesperson is told, comes at ten minutes, not at the next step of the backoff (about nineteen)."""
+    elapsed, attempts = 0.0, 0
+    while elapsed < rules.DELAY_NOTICE_AFTER:
+        attempts += 1
+        elapsed += 1.0 + rules.retry_delay(attempts, elapsed + 1.0)
+    assert rules.DELAY_NOTICE_AFTER <= elapsed <= rules.DELAY_NOTICE_AFTER + 2
+
+
 def test_only_5xx_answers_are_permanent():
     assert rules.is_permanent(550) and rules.is_permanent(554)
     assert not rules.is_permanent(451) and not rules.is_permanent(None) and not rules.is_permanent(421)
