@@ -37,6 +37,9 @@ class Caller:
             self.role in ("department", "sales") and self.department == name)
 
 
+_CALLER_FIELDS = frozenset(Caller.__dataclass_fields__)
+
+
 @functools.lru_cache(maxsize=8)
 def _serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="crm-access-token")
@@ -49,7 +52,11 @@ def issue_token(secret: str, caller: Caller) -> str:
 def read_token(secret: str, token: str, max_age: int) -> Caller:
     try:
         data = _serializer(secret).loads(token, max_age=max_age)
-        return Caller(**data)
+        # Keys this release does not know are left out: a token from a newer gateway (a rolling upgrade, a
+        # rollback) still reads, as one without `generation` reads here.
+        if not isinstance(data, dict):
+            raise TypeError("not a caller")
+        return Caller(**{key: value for key, value in data.items() if key in _CALLER_FIELDS})
     except SignatureExpired:
         raise Unauthorized("The token has expired; ask for a new one at /api/v1/auth/token.")
     except (BadSignature, TypeError, ValueError):

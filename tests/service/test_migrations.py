@@ -245,7 +245,10 @@ def test_dead_letters_kept_before_0006_are_listed_by_their_contract(env, contrac
         with db.engine.begin() as conn:
             for letter_id, body in (("d-1", json.dumps({"id": "m-1", "data": {"contract_id": "k-7"}})),
                                     ("d-2", json.dumps({"id": "m-2", "data": {"contract_id": 7}})),
-                                    ("d-3", "not json \\x00"), ("d-4", json.dumps(["a list"]))):
+                                    ("d-3", "not json \\x00"), ("d-4", json.dumps(["a list"])),
+                                    # poison ids, kept escaped by the service (JSON escapes in the stored body)
+                                    ("d-5", json.dumps({"data": {"contract_id": "k\x00x"}})),
+                                    ("d-6", json.dumps({"data": {"contract_id": "k\ud800x"}}))):
                 sql_insert(conn, settings, "dead_letters", id=letter_id, message_id=letter_id, type="x",
                            original_queue="crm.inventory.stock", original_exchange="crm.events", consumer="inventory",
                            error="boom", headers={}, body=body, dead_lettered_at=SIGNED, recorded_at=SIGNED,
@@ -258,6 +261,7 @@ def test_dead_letters_kept_before_0006_are_listed_by_their_contract(env, contrac
         from services.contracts.dead_letters import DeadLetter
         with db.session() as session:
             found = dict(session.execute(select(DeadLetter.id, DeadLetter.contract_id)).all())
-        assert found == {"d-1": "k-7", "d-2": None, "d-3": None, "d-4": None}
+        assert found == {"d-1": "k-7", "d-2": None, "d-3": None, "d-4": None, "d-5": "k\\u0000x",
+                         "d-6": "k\\ud800x"}
     finally:
         db.dispose()
