@@ -60,20 +60,28 @@ if os.path.isdir("/dev/shm"):
 
 # Prometheus: every worker counts in files under one directory, and /metrics on any worker reads them all
 # (crmkit/web/health.py). Without it a scrape sees only the worker that answered it, and so a share of the
-# traffic that changes from scrape to scrape. The variable must be set before a worker imports prometheus_client.
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-_own_metrics_dir = not _metrics_dir
-if _own_metrics_dir:
-    _metrics_dir = tempfile.mkdtemp(prefix=f"crm-{service}-metrics-",
-                                    dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+# traffic that changes from scrape to scrape. The directory is this gunicorn's own, whatever the environment
+# says (two services sharing one would count each other's requests, and one starting would wipe the other's),
+# and is set before a worker imports prometheus_client.
+_SHM = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
 
 
-def on_starting(server):
-    # Files left by an earlier run in a directory the operator chose would be counted again.
-    for name in os.listdir(_metrics_dir):
-        if name.endswith(".db"):
-            os.remove(os.path.join(_metrics_dir, name))
+def _remove_orphans():
+    """Directories of gunicorns that died without on_exit (SIGKILL, a crashed container's restart)."""
+    for name in os.listdir(_SHM):
+        found = re.fullmatch(r"crm-\w+-metrics-(\d+)-\w+", name)
+        if found and int(found.group(1)) != os.getpid():
+            try:
+                os.kill(int(found.group(1)), 0)
+            except ProcessLookupError:
+                shutil.rmtree(os.path.join(_SHM, name), ignore_errors=True)
+            except PermissionError:  # alive, someone else's
+                pass
+
+
+_remove_orphans()
+_metrics_dir = tempfile.mkdtemp(prefix=f"crm-{service}-metrics-{os.getpid()}-", dir=_SHM)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
 def child_exit(server, worker):
@@ -82,8 +90,7 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _own_metrics_dir:
-        shutil.rmtree(_metrics_dir, ignore_errors=True)
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
 # A request line of up to 8 KiB (gunicorn's largest besides unlimited): long query strings such as

@@ -35,8 +35,8 @@ def caller_of(user: User) -> Caller:
 
 
 def end_sessions(session, user: User) -> None:
-    """Every token issued to this user so far stops working once this commits: at once on this process, within
-    SESSION_CHECK_SECONDS on the others."""
+    """Every token issued to this user so far stops working once this commits, within SESSION_CHECK_SECONDS on
+    every gateway process (usually at once on this one)."""
     user_id = user.id
     user.token_generation = (user.token_generation or 0) + 1
     after_commit(session, lambda: SESSIONS.forget(user_id), once_per=f"sessions:{user_id}")
