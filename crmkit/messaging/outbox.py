@@ -99,7 +99,8 @@ class BatchConfirms:
 
     Waiting for each message's confirm (kombu's confirm_publish) costs a broker round trip per event and
     caps a relay at a few hundred events/s; one wait per batch keeps the same guarantee: nothing is
-    marked published until the broker has confirmed it.
+    marked published until the broker has confirmed it. A nack is per message (a queue full under
+    `overflow: reject-publish`, say): the batch learns which publishes were refused.
     """
 
     def __init__(self, connection):
@@ -110,11 +111,14 @@ class BatchConfirms:
         channel.events["basic_nack"].add(self._nack)
         self.next_tag = 1  # the broker numbers a channel's publishes from 1 after confirm.select
         self.unconfirmed: set[int] = set()
-        self.nacked = False
+        self.refused: set[int] = set()
 
-    def published(self) -> None:
-        self.unconfirmed.add(self.next_tag)
+    def published(self) -> int:
+        """Count one publish; its delivery tag."""
+        tag = self.next_tag
+        self.unconfirmed.add(tag)
         self.next_tag += 1
+        return tag
 
     def _ack(self, tag, multiple):
         if multiple:
@@ -123,20 +127,20 @@ class BatchConfirms:
             self.unconfirmed.discard(tag)
 
     def _nack(self, tag, multiple):
-        self.nacked = True
+        self.refused |= {t for t in self.unconfirmed if t <= tag} if multiple else {tag}
         self._ack(tag, multiple)
 
-    def wait(self, timeout: float) -> None:
-        """Return once every publish is confirmed; raise on a nack or when `timeout` passes first."""
+    def wait(self, timeout: float) -> set[int]:
+        """Return once the broker has answered every publish: the tags it refused (nacked). Raise when
+        `timeout` passes first."""
         deadline = time.monotonic() + timeout
         while self.unconfirmed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"{len(self.unconfirmed)} publishes not confirmed within {timeout}s")
             self.connection.drain_events(timeout=remaining)
-        if self.nacked:
-            self.nacked = False
-            raise RuntimeError("the broker refused (nacked) a published event")
+        refused, self.refused = self.refused, set()
+        return refused
 
 
 class Relay:
@@ -165,9 +169,21 @@ class Relay:
         if not db.is_sqlite:
             # Several relays may run (scaled workers): each takes rows the others have not locked.
             pending = pending.with_for_update(skip_locked=True)
-        self._take = (update(outbox).where(outbox.c.seq.in_(pending.scalar_subquery()))
-                      .values(published=True, published_at=bindparam("at"))
-                      .returning(outbox.c.seq, outbox.c.id, outbox.c.exchange, outbox.c.routing_key, outbox.c.body))
+        self._take = self._taking(pending)
+        # Rows the broker refused, held back for a while (seq -> (monotonic time due, refusals so far)): the
+        # rest of the outbox goes on meanwhile. Kept by this relay only; another relay that takes one is
+        # refused too while the cause lasts, and holds it itself.
+        self._held: dict[int, tuple[float, int]] = {}
+        self._take_unheld = self._taking(pending.where(outbox.c.seq.not_in(bindparam("held", expanding=True))))
+        self._unpublish = (update(outbox).where(outbox.c.seq == bindparam("s"))
+                           .values(published=False, published_at=None, attempts=outbox.c.attempts + 1))
+
+    @staticmethod
+    def _taking(pending):
+        outbox = OutboxMessage.__table__
+        return (update(outbox).where(outbox.c.seq.in_(pending.scalar_subquery()))
+                .values(published=True, published_at=bindparam("at"))
+                .returning(outbox.c.seq, outbox.c.id, outbox.c.exchange, outbox.c.routing_key, outbox.c.body))
 
     def _ensure_producer(self):
         if self._producer is None:
@@ -193,12 +209,17 @@ class Relay:
         """Publish one batch; returns how many rows were published and marked."""
         # A bare connection, not a session: nothing here is ORM, and at moderate load a batch is one or two
         # rows, so the session's per-transaction bookkeeping was a measurable part of every event's cost.
+        held = self._still_held()
         with self.db.engine.begin() as conn:
-            rows = conn.execute(self._take, {"at": utcnow()}).all()
+            if held:
+                rows = conn.execute(self._take_unheld, {"at": utcnow(), "held": held}).all()
+            else:
+                rows = conn.execute(self._take, {"at": utcnow()}).all()
             if not rows:
                 return 0
             rows.sort(key=lambda row: row.seq)  # RETURNING keeps no order; events go out as written
             producer = self._ensure_producer()
+            tags = []
             for row in rows:
                 producer.publish(
                     row.body, exchange=row.exchange, routing_key=row.routing_key,
@@ -206,13 +227,41 @@ class Relay:
                     delivery_mode=2, message_id=row.id, type=row.routing_key, retry=False,
                     timeout=self.confirm_timeout)
                 if self._confirms is not None:
-                    self._confirms.published()
+                    tags.append(self._confirms.published())
+            refused = []
             if self._confirms is not None:
-                # Unconfirmed (timeout, nack, lost connection): the exception rolls this transaction back, the
-                # rows are unpublished again and the whole batch goes out again; consumers skip the copies.
-                self._confirms.wait(self.confirm_timeout)
-            EVENTS_PUBLISHED.labels(self.settings.service).inc(len(rows))
-            return len(rows)
+                # Unconfirmed (timeout, lost connection): the exception rolls this transaction back, the rows are
+                # unpublished again and the whole batch goes out again; consumers skip the copies. Refused
+                # (nacked): only those rows go back, held for a while, and the rest of the batch stands.
+                nacked = self._confirms.wait(self.confirm_timeout)
+                refused = [row for row, tag in zip(rows, tags) if tag in nacked]
+            if refused:
+                conn.execute(self._unpublish, [{"s": row.seq} for row in refused])
+            if self._held:
+                for row in rows:
+                    self._held.pop(row.seq, None)
+            if refused:
+                self._hold(refused)
+            EVENTS_PUBLISHED.labels(self.settings.service).inc(len(rows) - len(refused))
+            return len(rows) - len(refused)
+
+    def _still_held(self) -> list[int]:
+        now = time.monotonic()
+        return [seq for seq, (due, _) in self._held.items() if due > now]
+
+    def _hold(self, rows) -> None:
+        """Rows the broker refused: tried again after a pause that grows with each refusal (1 s … 60 s)."""
+        now, pause = time.monotonic(), 1.0
+        for row in rows:
+            refusals = self._held.get(row.seq, (0.0, 0))[1] + 1
+            pause = min(2.0 ** (refusals - 1), 60.0)
+            self._held[row.seq] = (now + pause, refusals)
+        if len(self._held) > 10_000:  # rows long since published by another relay, or removed
+            self._held = {seq: held for seq, held in self._held.items() if held[0] > now}
+        where = sorted({f"{row.exchange or '(default)'}/{row.routing_key}" for row in rows})
+        log.warning("relay %s: the broker refused %d message%s for %s (a queue full or refusing, see its "
+                    "policy); kept, tried again in %.0f s", self.settings.service, len(rows),
+                    "" if len(rows) == 1 else "s", ", ".join(where), pause)
 
     def _idle_wait(self) -> float:
         """How long to sleep with nothing to publish when no wake-up comes."""

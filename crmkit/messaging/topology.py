@@ -4,6 +4,7 @@ Read this module to learn the saga: each service's queue lists the event types i
 """
 from __future__ import annotations
 
+from amqp.exceptions import NotFound
 from kombu import Exchange, Queue
 
 EVENTS = Exchange("crm.events", type="topic", durable=True)
@@ -87,8 +88,38 @@ def declare_all(channel) -> None:
     """Declare every exchange, queue and binding; idempotent, done by each process that connects."""
     for exchange in (EVENTS, DEPARTMENTS, DEAD):
         exchange(channel).declare()
+    departments = {department_queue(d).name for d in DEPARTMENT_NAMES}
     for queue in all_queues():
+        if queue.name in departments:
+            _declare_unless_present(channel, queue)
+        else:
+            queue(channel).declare()
+
+
+def _declare_unless_present(channel, queue: Queue) -> None:
+    """A department queue is its department's as much as ours: one that exists is only bound, whatever its owner
+    declared it with (a dead-letter exchange, a length limit). Declared again with our arguments, RabbitMQ would
+    refuse it (PRECONDITION_FAILED) and close the channel every relay and worker of the system uses."""
+    opener = getattr(channel.connection, "channel", None)
+    if opener is None:  # the embedded broker: nobody else declares its queues
         queue(channel).declare()
+        return
+    probe = opener()  # a passive declare of a missing queue closes its channel: not the one we keep
+    try:
+        probe.queue_declare(queue.name, passive=True)
+        exists = True
+    except NotFound:
+        exists = False
+    finally:
+        try:
+            probe.close()
+        except Exception:  # already closed by the broker
+            pass
+    bound = queue(channel)
+    if exists:
+        bound.queue_bind()
+    else:
+        bound.declare()
 
 
 def queue_of(name: str) -> Queue:

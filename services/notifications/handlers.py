@@ -95,7 +95,9 @@ def contract_confirmed(envelope, session, ctx):
     if (ticked or data.get("send_to_customer")) and _cancelled(session, data):
         return  # the cancellation overtook it: nobody was told, so nobody is to be told it is off, nor emailed
     for department in ticked:
-        _post(session, envelope, department, "contract_confirmed", contract, lines)
+        # The sales queue is shared by every salesperson: a message there is for the contract's own.
+        _post(session, envelope, department, "contract_confirmed", contract, lines,
+              recipient_id=data.get("owner_id") if department == "sales" else None)
     if data.get("send_to_customer"):
         _queue_contract_email(session, ctx, data)
 

@@ -95,7 +95,7 @@ TEMPLATES = {
 }
 REASONS = tuple(TEMPLATES["en"])
 
-UNKNOWN = {"zh-CN": {"date": "待定", "value": "—"}, "en": {"date": "to be agreed", "value": "—"}}
+UNKNOWN = {"zh-CN": {"date": "待定", "value": "—"}, "en": {"date": "a date to be agreed", "value": "—"}}
 
 
 def language_of(value) -> str:
@@ -133,6 +133,8 @@ def department_text(reason: str, language: str, department: str = "sales", **fac
     for key in ("delivery_date", "ship_date", "due_date"):
         if facts.get(key) in (None, ""):
             values[key] = unknown["date"]
+    if facts.get("error"):  # the template ends the sentence: "…failed: <error>. Please…", not "…address).。"
+        values["error"] = str(facts["error"]).strip().rstrip(".。")
     values["action"] = ACTIONS[language].get(department, ACTIONS[language]["sales"])
     values["stop_action"] = STOP_ACTIONS[language].get(department, STOP_ACTIONS[language]["sales"])
     values["document"] = DOCUMENT_NAMES[language].get(facts.get("document") or "contract", facts.get("document"))

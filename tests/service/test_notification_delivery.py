@@ -623,3 +623,17 @@ def test_the_attachment_arrives_byte_for_byte_in_lines_of_76(settings, smtp_serv
     [message] = smtp_server.messages
     [part] = [p for p in message.walk() if p.get_content_type() == "application/pdf"]
     assert part.get_payload(decode=True) == pdf
+
+
+def test_a_contract_ticking_the_sales_department_tells_its_own_salesperson(db, settings):
+    """The sales queue and inbox are shared by every salesperson and read by recipient_id: a message without one
+    reached no salesperson's inbox at all, only managers'."""
+    handle(db, settings, "contract.confirmed", confirmed("c-1", notify_departments=["sales", "warehouse"],
+                                                         send_to_customer=False))
+    told = {m.department: m.recipient_id for m in all_messages(db)}
+    assert told == {"sales": "u-alice", "warehouse": None}
+
+
+def all_messages(db) -> list[DepartmentMessage]:
+    with db.session() as session:
+        return session.execute(select(DepartmentMessage)).scalars().all()

@@ -51,7 +51,15 @@ def test_shortage_lists_the_missing_goods():
     assert text == "合同 HT-1（客户）缺货：六角螺栓 M8 × 6、螺母 M8 × 2，交货日期 2026-12-20，请安排生产。"
     en = rules.department_text("shortage", "en", "production", number="HT-1", customer="C", delivery_date=None,
                                items=rules.items_text([("BOLT", "6")], "en"))
-    assert en == "Contract HT-1 (C) is short of BOLT × 6, delivery on to be agreed; please schedule production."
+    assert en == "Contract HT-1 (C) is short of BOLT × 6, delivery on a date to be agreed; please schedule production."
+
+
+def test_an_error_ending_in_a_full_stop_is_not_followed_by_a_second_one():
+    error = "There is no address to send to (the customer has no email address)."
+    zh = rules.department_text("email_failed", "zh-CN", "sales", number="HT-1", to="—", error=error)
+    assert "email address)。请核对" in zh and ".。" not in zh
+    en = rules.department_text("email_failed", "en", "sales", number="HT-1", to="—", error=error)
+    assert "email address). Please check" in en and ".." not in en
 
 
 def test_every_reason_has_both_languages_and_formats():
