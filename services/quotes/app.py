@@ -7,7 +7,7 @@ from flask import Blueprint, current_app
 from sqlalchemy import and_, select
 
 from crmkit import catalogue
-from crmkit.errors import NotFound
+from crmkit.errors import NotFound, field_error
 from crmkit.service import create_web_app
 from crmkit.web.app import make_app
 from crmkit.web.auth import Caller, bearer, caller
@@ -153,10 +153,15 @@ def send_quote(quote_id):
     with _db().session() as session:
         current = _quote_for(session, who, quote_id)
     rules.require_move(current.status, current.valid_until, "sent", lifecycle.today())
+    # The customer as they are now: the quote goes to today's address, and prints it.
+    customer = remote.fetch_customer(_settings(), bearer(), current.customer_id)
+    if not (customer.get("email") or "").strip():
+        raise field_error("customer.email", "The customer has no email address to send the quote to; add one "
+                                            f"(PATCH /api/v1/customers/{current.customer_id}) and send it again.")
     company, owner = remote.sender_context(_settings(), bearer(), current.owner_id)
     with _db().session() as session:
         quote = _quote_for(session, who, quote_id, lock=True)
-        lifecycle.send(session, quote, company, owner)
+        lifecycle.send(session, quote, company, owner, customer)
     return dump(quote, _available([quote]))
 
 

@@ -83,8 +83,11 @@ def change(session: Session, quote: Quote, data: dict, priced: list[dict] | None
     quote.updated_at = utcnow()
 
 
-def send(session: Session, quote: Quote, company: dict | None, owner: dict) -> None:
+def send(session: Session, quote: Quote, company: dict | None, owner: dict, customer: dict) -> None:
+    """Sent as the customer is at this moment (their address, contact, language): what the quote prints and where
+    it goes, frozen from here on as a contract's is at signing."""
     rules.require_move(quote.status, quote.valid_until, "sent", today())
+    quote.customer_snapshot = customer_snapshot(customer)
     quote.status, quote.sent_at = "sent", utcnow()
     emit(session, SOURCE, "quote.sent", sent_payload(quote, company, owner), correlation_id=quote.id)
 

@@ -102,6 +102,23 @@ def run_quotes(api, backdate):
     for path in ("accept", "reject", "contract"):
         assert alice.post(f"/api/v1/quotes/{quote['id']}/{path}").status_code == 409, path
 
+    # Sent as the customer is at that moment: an address changed after the quote was typed is where it goes,
+    # and what it prints. A customer without one is refused, naming it, and the quote stays a draft.
+    moved_customer = alice.customer(name="宁波北仑机电", email="old-buyer@example.cn")
+    moved = alice.post("/api/v1/quotes", json=quote_body(moved_customer["id"])).json
+    assert alice.patch(f"/api/v1/customers/{moved_customer['id']}",
+                       json={"email": "new-buyer@example.cn"}).status_code == 200
+    resent = alice.post(f"/api/v1/quotes/{moved['id']}/send")
+    assert resent.status_code == 200 and resent.json["customer"]["email"] == "new-buyer@example.cn", resent
+    went = wait_for(lambda: alice.get("/api/v1/emails", params={"quote_id": moved["id"]}).json["items"],
+                    message="the quote's email")
+    assert [e["to"] for e in went] == [["new-buyer@example.cn"]]
+    mute = alice.customer(name="无邮箱客户", email=None)
+    unsendable = alice.post("/api/v1/quotes", json=quote_body(mute["id"])).json
+    refused = alice.post(f"/api/v1/quotes/{unsendable['id']}/send")
+    assert refused.status_code == 422 and "customer.email" in fields_of(refused), refused
+    assert alice.get(f"/api/v1/quotes/{unsendable['id']}").json["status"] == "draft"
+
     # Step 2: sent, accepted, converted — twice, and by POST /contracts {quote_id}: one contract.
     sent = alice.post(f"/api/v1/quotes/{quote['id']}/send")
     assert (sent.status_code, sent.json["status"]) == (200, "sent")

@@ -57,7 +57,7 @@ def test_sending_records_everything_a_document_and_an_email_need(db):
     with db.session() as session:
         quote = session.get(Quote, quote_id)
         lifecycle.send(session, quote, {"name": "Seller Co", "language": "zh-CN"},
-                       {"id": "user-alice", "username": "alice", "email": "alice@example.cn"})
+                       {"id": "user-alice", "username": "alice", "email": "alice@example.cn"}, CUSTOMER)
     [event] = events(db, "quote.sent")
     data = event["data"]
     assert (event["source"], event["correlation_id"], event["version"]) == ("quotes", quote_id, 1)
