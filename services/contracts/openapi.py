@@ -151,7 +151,9 @@ def operations() -> list[Op]:
         Op("PATCH", "/quotes/<quote_id>", "Change a draft quote", "quotes", body=qs.QuotePatch,
            response=qs.QuoteOut, errors=(400, 401, 403, 404, 409, 422, 503),
            example={"notes": "Prices include delivery to Ningbo."}),
-        Op("POST", "/quotes/<quote_id>/send", "Send the quote: emails its PDF to the customer's address of this moment, which it also prints (422 naming customer.email when there is none)", "quotes", response=qs.QuoteOut),
+        Op("POST", "/quotes/<quote_id>/send", "Send the quote: emails its PDF to the customer's address of this "
+           "moment, which it also prints (422 naming customer.email when there is none)", "quotes",
+           response=qs.QuoteOut),
         Op("POST", "/quotes/<quote_id>/accept", "The customer accepted", "quotes", response=qs.QuoteOut),
         Op("POST", "/quotes/<quote_id>/reject", "The customer rejected", "quotes", response=qs.QuoteOut),
         Op("POST", "/quotes/<quote_id>/contract", "Make the contract from an accepted quote (again: the same one)",
