@@ -156,8 +156,9 @@ def operations() -> list[Op]:
            response=qs.QuoteOut),
         Op("POST", "/quotes/<quote_id>/accept", "The customer accepted", "quotes", response=qs.QuoteOut),
         Op("POST", "/quotes/<quote_id>/reject", "The customer rejected", "quotes", response=qs.QuoteOut),
-        Op("POST", "/quotes/<quote_id>/contract", "Make the contract from an accepted quote (again: the same one)",
-           "contracts", response=contract_out, status=201, idempotent=True,
+        Op("POST", "/quotes/<quote_id>/contract", "Make the contract from an accepted quote (again: the same one); "
+           "a delivery date or payment terms given replace the quote's", "contracts", body=cs.FromQuoteIn,
+           body_required=False, response=contract_out, status=201, idempotent=True,
            extra_statuses={200: Reply("The contract made from this quote before", contract_out)}),
         _pdf("/quotes/<quote_id>/pdf", "The quote's PDF", "quotes"),
         # --- contracts --------------------------------------------------------------------------------------

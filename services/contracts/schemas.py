@@ -187,6 +187,16 @@ class ContractIn(Schema):
             raise ValidationError(errors)
 
 
+class FromQuoteIn(Schema):
+    """POST /quotes/{id}/contract: what the contract takes besides the quote (its dates and terms unless given)."""
+    delivery_date = Date(load_default=None, allow_none=True)
+    payment_terms = Text(1000, load_default=None, allow_none=True)
+    notify_departments = fields.List(fields.String(validate=validate.OneOf(DEPARTMENTS)), load_default=None,
+                                     allow_none=True, validate=validate.Length(max=len(DEPARTMENTS)))
+    send_to_customer = fields.Boolean(load_default=None, allow_none=True)
+    confirm = fields.Boolean(load_default=False)
+
+
 class ContractPatch(Schema):
     customer_id = fields.String()
     lines = fields.List(fields.Nested(LineIn), validate=validate.Length(min=1, max=MAX_LINES))

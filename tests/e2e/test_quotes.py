@@ -155,6 +155,21 @@ def run_quotes(api, backdate):
     assert len({r.json["id"] for r in replies}) == 1
     assert alice.get("/api/v1/contracts", params={"customer_id": customer["id"]}).json["total"] == 2
 
+    # What the request gives besides the quote is not dropped: its own delivery date and terms, confirmed at once.
+    later_date = (TODAY + timedelta(days=45)).isoformat()
+    options = accepted_quote(alice, customer["id"])
+    bad_option = alice.post(f"/api/v1/quotes/{options['id']}/contract", json={"delivery_date": "soon"})
+    assert bad_option.status_code == 422 and "delivery_date" in fields_of(bad_option)
+    made = alice.post(f"/api/v1/quotes/{options['id']}/contract", json={
+        "delivery_date": later_date, "payment_terms": "Net 30", "confirm": True})
+    assert made.status_code == 201, made
+    assert (made.json["delivery_date"], made.json["payment_terms"], made.json["status"]) == (
+        later_date, "Net 30", "confirmed")
+    by_post = alice.post("/api/v1/contracts", json={"quote_id": accepted_quote(alice, customer["id"])["id"],
+                                                    "delivery_date": later_date})
+    assert by_post.status_code == 201 and by_post.json["delivery_date"] == later_date, by_post
+    assert by_post.json["payment_terms"] == "30% 预付，发货前付清"  # not given: the quote's
+
     # A sent quote whose valid_until has passed reads as expired and can no longer be accepted or converted.
     lapsing = alice.post("/api/v1/quotes", json=quote_body(customer["id"])).json
     alice.post(f"/api/v1/quotes/{lapsing['id']}/send")

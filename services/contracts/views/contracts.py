@@ -25,7 +25,8 @@ from services.contracts import deliveries, lifecycle, receivables, recurring, ru
 from services.contracts.access import (contract_for, customer_and_settings, own_filter, require_contract,
                                        require_reader, scope_of, scoped)
 from services.contracts.models import Contract, Customer, TimelineEntry, User
-from services.contracts.schemas import ContractIn, ContractOut, ContractPatch, ContractQuery, TimelineOut
+from services.contracts.schemas import (ContractIn, ContractOut, ContractPatch, ContractQuery, FromQuoteIn,
+                                       TimelineOut)
 from services.contracts.settings_store import SETTINGS_COLUMN, merged_settings
 
 log = logging.getLogger(__name__)
@@ -122,11 +123,13 @@ def _customer_field(session, customer_id: str) -> tuple[Customer, dict]:
 def convert_quote(quote_id):
     require_reader(caller())
     caller().require("sales", "manager", "admin")
-    return from_quote(quote_id, {})
+    return from_quote(quote_id, load(FromQuoteIn(), required=False))
 
 
 def from_quote(quote_id: str, options: dict):
-    """The contract inherits the quote's customer, lines, negotiated prices, discounts, taxes and terms."""
+    """The contract inherits the quote's customer, lines, negotiated prices, discounts, taxes and terms; a delivery
+    date or payment terms given with the request replace the quote's (the options act only on the first call:
+    again, the contract made then is the answer, as it stands)."""
     with _db().session() as session:
         existing = session.execute(select(Contract).where(Contract.quote_id == quote_id)).scalar_one_or_none()
         if existing is not None and contract_visible(existing):
@@ -153,7 +156,8 @@ def from_quote(quote_id: str, options: dict):
             customer, company_settings = _customer_field(session, quote["customer_id"])
             contract = lifecycle.create(
                 session, customer=customer, lines=lines, created_by=caller().id, quote_id=quote_id,
-                delivery_date=_date(quote.get("delivery_date")), payment_terms=quote.get("payment_terms"),
+                delivery_date=options.get("delivery_date") or _date(quote.get("delivery_date")),
+                payment_terms=options.get("payment_terms") or quote.get("payment_terms"),
                 notify_departments=options.get("notify_departments"),
                 send_to_customer=options.get("send_to_customer"), currency=quote.get("currency") or "CNY",
                 settings=company_settings)
