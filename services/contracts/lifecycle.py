@@ -159,7 +159,8 @@ def line_payload(line: ContractLine) -> dict:
             "amount": money_str(line.amount), "tax_amount": money_str(line.tax_amount)}
 
 
-def cancel(session: Session, contract: Contract, reason: str | None = None) -> None:
+def cancel(session: Session, contract: Contract, reason: str | None = None, received: Decimal | None = None) -> None:
+    """`received`: what the customer has paid so far, for finance to settle (a refund, a credit)."""
     if contract.status in ("confirmed",) and any(l.delivered > ZERO for l in contract.lines):
         raise Conflict("Goods of this contract have been delivered; it can no longer be cancelled.")
     rules.require_move(contract.status, "cancelled")
@@ -169,6 +170,7 @@ def cancel(session: Session, contract: Contract, reason: str | None = None) -> N
     event = emit(session, SOURCE, "contract.cancelled", {
         "contract_id": contract.id, "number": contract.number, "was_confirmed": was_confirmed,
         "owner_id": contract.owner_id, "reason": reason,
+        "received": money_str(received) if received else None, "currency": contract.currency,
         # What notifications needs to tell the departments it had notified, without calling back.
         "customer_name": (contract.customer_snapshot or {}).get("name"),
         "delivery_date": contract.delivery_date.isoformat() if contract.delivery_date else None,

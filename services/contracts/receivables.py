@@ -125,6 +125,12 @@ def complete_if_settled(session: Session, contract: Contract) -> None:
                  f"Contract {contract.number} delivered and paid in full: completed")
 
 
+def received(session: Session, contract_id: str) -> Decimal:
+    """What the customer has paid on the contract so far."""
+    return session.execute(select(func.coalesce(func.sum(Receivable.paid_amount), 0))
+                           .where(Receivable.contract_id == contract_id)).scalar_one()
+
+
 def cancel_installments(session: Session, contract: Contract) -> None:
     """With its contract, what was still to be collected is not: the installments not paid in full are cancelled.
 
@@ -137,11 +143,10 @@ def cancel_installments(session: Session, contract: Contract) -> None:
     for row in rows:
         row.status = "cancelled"
     left = sum((outstanding(r.amount, r.paid_amount) for r in rows), Decimal(0))
-    received = session.execute(select(func.coalesce(func.sum(Receivable.paid_amount), 0))
-                               .where(Receivable.contract_id == contract.id)).scalar_one()
+    paid = received(session, contract.id)
     summary = f"{len(rows)} installment{'s' if len(rows) > 1 else ''} cancelled ({money_str(left)} no longer due)"
-    if received:
-        summary += f"; {money_str(received)} already received stays recorded"
+    if paid:
+        summary += f"; {money_str(paid)} already received stays recorded"
     add_timeline(session, contract.id, f"receivables-cancelled:{contract.id}", "receivables.cancelled", summary,
                  contract.cancelled_at)
 

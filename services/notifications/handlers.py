@@ -68,8 +68,9 @@ def _items(lines: list[dict]) -> list[tuple[str, str]]:
 
 
 def _post(session, envelope, department: str, reason: str, contract: dict, lines: list, recipient_id=None,
-          source_key: str | None = None, **facts):
-    text = department_text(reason, _language(envelope), department, number=contract.get("number"),
+          source_key: str | None = None, template: str | None = None, **facts):
+    """`template`: another sentence for the same reason (a replaced plan, a cancellation with money received)."""
+    text = department_text(template or reason, _language(envelope), department, number=contract.get("number"),
                            customer=contract.get("customer_name"), delivery_date=contract.get("delivery_date"),
                            **facts)
     departments.post(session, department=department, type=envelope.type, reason=reason,
@@ -163,7 +164,8 @@ def receivables_planned(envelope, session, ctx):
     lines = [{k: item.get(k) for k in ("seq", "label", "amount", "due_date")}
              for item in plan if isinstance(item, dict)]
     contract = _contract(data)
-    facts = {"count": len(lines), "total": money_text(data.get("total"), data.get("currency"))}
+    facts = {"count": len(lines), "total": money_text(data.get("total"), data.get("currency")),
+             "template": "receivables_replaced" if data.get("replaced") else None}
     _post(session, envelope, "finance", "receivables_planned", contract, lines, **facts)
     if data.get("owner_id"):
         _post(session, envelope, "sales", "receivables_planned", contract, lines, recipient_id=data["owner_id"],
@@ -207,9 +209,12 @@ def contract_cancelled(envelope, session, ctx):
     departments.hold(session, contract_id)
     departments.mark_cancelled(session, contract_id)
     emails.withdraw(session, contract_id)
+    received = money_text(data["received"], data.get("currency")) if data.get("received") else None
     for department, earlier in departments.told_about(session, contract_id).items():
+        paid = received is not None and department == "finance"
         _post(session, envelope, department, "contract_cancelled", _cancelled_ref(data, earlier[0]["contract"]),
-              _lines(data) or _goods_told(earlier), source_key=f"contract.cancelled:{contract_id}")
+              _lines(data) or _goods_told(earlier), source_key=f"contract.cancelled:{contract_id}",
+              template="contract_cancelled_paid" if paid else None, received=received)
 
 
 def _cancelled_ref(data: dict, earlier: dict | None) -> dict:

@@ -57,6 +57,8 @@ TEMPLATES = {
         "delivery_created": "合同 {number}{customer}的发货单 {delivery_number} 已开立，发货日期 {ship_date}，请安排出库。",
         "delivery_shipped": "合同 {number}{customer}的发货单 {delivery_number} 已发货。",
         "receivables_planned": "合同 {number}{customer}的收款计划已制定：共 {count} 期，合计 {total}。",
+        "receivables_replaced": "合同 {number}{customer}的收款计划已更改：共 {count} 期，合计 {total}；此前的计划及其到期"
+                                "提醒作废，以此为准。",
         "receivable_paid": "合同 {number}{customer}第 {seq} 期（{label}）收到付款 {amount}。",
         "payment_recorded": "合同 {number}{customer}第 {seq} 期（{label}）收到部分付款 {amount}，尚欠 {outstanding}。",
         "receivable_overdue": "合同 {number}{customer}第 {seq} 期（{label}）{amount} 已于 {due_date} 到期未付，请催收。",
@@ -65,6 +67,8 @@ TEMPLATES = {
                          "如最终失败会再通知您；如有急需，请先通过其他方式联系客户。",
         "recurring_failed": "定期合同（源合同 {number}）生成失败：{error}。",
         "contract_cancelled": "合同 {number}{customer}已取消（原交货日期 {delivery_date}），{stop_action}",
+        "contract_cancelled_paid": "合同 {number}{customer}已取消（原交货日期 {delivery_date}），请停止开票与收款；"
+                                   "客户已付 {received}，请按约定办理退款或抵扣。",
     },
     "en": {
         "contract_confirmed": "Contract {number}{customer} has been confirmed with delivery on {delivery_date}; "
@@ -77,6 +81,8 @@ TEMPLATES = {
         "delivery_shipped": "Delivery note {delivery_number} of contract {number}{customer} has been shipped.",
         "receivables_planned": "The receivables plan of contract {number}{customer} is set: {count} instalments, "
                                "{total} in total.",
+        "receivables_replaced": "The receivables plan of contract {number}{customer} has been changed: {count} "
+                                "instalments, {total} in total; it replaces the earlier plan and its reminders.",
         "receivable_paid": "Contract {number}{customer}: a payment of {amount} was received for instalment {seq} "
                            "({label}).",
         "payment_recorded": "Contract {number}{customer}: a part payment of {amount} was received for instalment "
@@ -91,6 +97,9 @@ TEMPLATES = {
         "recurring_failed": "A recurring contract from contract {number} could not be generated: {error}.",
         "contract_cancelled": "Contract {number}{customer} has been cancelled (delivery date: {delivery_date}); "
                               "{stop_action}",
+        "contract_cancelled_paid": "Contract {number}{customer} has been cancelled (delivery date: {delivery_date}); "
+                                   "please stop its invoicing and collection; the customer has paid {received}, "
+                                   "to be refunded or credited as agreed.",
     },
 }
 REASONS = tuple(TEMPLATES["en"])

@@ -240,6 +240,43 @@ def test_a_receivables_plan_reaches_finance_and_the_salesperson_once(contracts_d
     assert [e.data["department"] for e in events(notifications_db, "department.notified")] == ["finance", "sales"]
 
 
+def test_a_replaced_plan_says_it_replaces_the_earlier_one(contracts_db, notifications_db):
+    contract_id = confirmed_contract(contracts_db)
+    plan(contracts_db, contract_id)
+    plan(contracts_db, contract_id, due_date=date(2026, 2, 10))
+    first, second = events(contracts_db, "receivables.planned")
+    assert notify(notifications_db, first) and notify(notifications_db, second)
+    texts = [m["text"] for m in department_messages(notifications_db, "finance")]
+    assert "收款计划已制定" in texts[0] and "收款计划已更改" in texts[1] and "此前的计划及其到期提醒作废" in texts[1]
+    assert [m["reason"] for m in department_messages(notifications_db, "finance")] == ["receivables_planned"] * 2
+
+
+def test_finance_hears_of_the_money_received_when_a_paid_contract_is_cancelled(contracts_db, notifications_db):
+    contract_id = confirmed_contract(contracts_db)
+    [confirmed] = events(contracts_db, "contract.confirmed")
+    assert notify(notifications_db, confirmed)  # warehouse and finance told of it
+    plan(contracts_db, contract_id)
+    pay_first(contracts_db, contract_id)
+    with contracts_db.session() as session:
+        contract = session.get(Contract, contract_id)
+        lifecycle.cancel(session, contract, received=receivables.received(session, contract_id))
+    [cancelled] = events(contracts_db, "contract.cancelled")
+    paid = receivable_amounts(contracts_db, contract_id)[0]
+    assert cancelled.data["received"] == str(paid)
+    assert notify(notifications_db, cancelled)
+    [finance] = [m for m in department_messages(notifications_db, "finance") if m["reason"] == "contract_cancelled"]
+    assert f"客户已付 CNY {paid:,.2f}，请按约定办理退款或抵扣" in finance["text"], finance["text"]
+    [warehouse] = [m for m in department_messages(notifications_db, "warehouse")
+                   if m["reason"] == "contract_cancelled"]
+    assert "已付" not in warehouse["text"]  # the money is finance's business
+
+
+def receivable_amounts(db, contract_id) -> list:
+    with db.session() as session:
+        return session.execute(select(Receivable.amount).where(Receivable.contract_id == contract_id)
+                               .order_by(Receivable.seq)).scalars().all()
+
+
 # --- 3. short lines name the product and its unit --------------------------------------------------------------
 
 def test_a_production_request_names_the_product_and_its_unit(contracts_db, inventory_db, notifications_db):

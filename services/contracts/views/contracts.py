@@ -249,7 +249,7 @@ def cancel_contract(contract_id):
     require_reader(caller())
     with _db().session() as session:
         contract = contract_for(session, caller(), contract_id, lock=True)
-        lifecycle.cancel(session, contract)
+        lifecycle.cancel(session, contract, received=receivables.received(session, contract.id))
         deliveries.cancel_open_notes(session, contract)
         receivables.cancel_installments(session, contract)
     try:  # once the cancellation is committed (recurring.pause_from_cancelled says why)
