@@ -1,6 +1,7 @@
 """Payloads in and out for delivery notes, receivables, payments, recurring contracts and the scheduler."""
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -121,12 +122,17 @@ class ReceivableQuery(Schema):
     offset = fields.Integer()
 
 
+LAST_SCHEDULED_DAY = date(2999, 12, 31)
+
+
 class RecurringIn(Schema):
     source_contract_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     interval = fields.String(required=True, validate=validate.OneOf(INTERVALS))
     every = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=120))
-    start_date = Date(required=True)
-    end_date = Date(load_default=None, allow_none=True)
+    # Periods are counted on from these dates for as long as the schedule runs: within the years a date can hold,
+    # or a run would end in a Python error told to the salesperson.
+    start_date = Date(required=True, validate=validate.Range(max=LAST_SCHEDULED_DAY))
+    end_date = Date(load_default=None, allow_none=True, validate=validate.Range(max=LAST_SCHEDULED_DAY))
     auto_confirm = fields.Boolean(load_default=False)
     send_to_customer = fields.Boolean(load_default=False)
 

@@ -230,6 +230,7 @@ def check_recurring(api, sales, other, customer, env, overdue_as_of):
     # Bad input first.
     for body, field in (({"interval": "daily"}, "interval"), ({"every": 0}, "every"), ({"every": "2"}, "every"),
                         ({"start_date": "2031-02-30"}, "start_date"), ({"end_date": "2030-01-01"}, "end_date"),
+                        ({"start_date": "9999-12-31"}, "start_date"), ({"end_date": "9999-12-31"}, "end_date"),
                         ({"source_contract_id": "nope"}, "source_contract_id")):
         r = sales.post("/api/v1/recurring-contracts", json={
             "source_contract_id": source["id"], "interval": "monthly", "start_date": "2031-01-31", **body})
