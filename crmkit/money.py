@@ -325,11 +325,17 @@ def _en_words(yuan: int, cents: int, currency: str) -> str:
     return " and ".join(main) + " Only"
 
 
+# What a Chinese contract writes before the capitals; a code reads as a typo to a Chinese customer.
+_ZH_CURRENCIES = {"CNY": "人民币", "USD": "美元", "EUR": "欧元", "JPY": "日元", "HKD": "港币", "GBP": "英镑",
+                  "AUD": "澳元", "CAD": "加元", "SGD": "新加坡元", "KRW": "韩元", "TWD": "新台币", "MOP": "澳门元"}
+
+
 def amount_in_words(amount: Decimal, language: str, currency: str = "CNY") -> str:
     """Spell an amount for printing on a contract.
 
     zh-CN: Chinese financial capitals, e.g. 人民币壹仟零壹元零壹分; other currencies are
-    prefixed with their code instead of 人民币 (USD壹佰元整). Any other language: English, e.g.
+    prefixed with their Chinese name instead of 人民币 (美元壹佰元整), or their code when it has none here
+    (CHF壹佰元整). Any other language: English, e.g.
     "One Thousand Two Hundred Thirty-Four Yuan and Fifty Cents Only"; CNY, USD and EUR have
     unit names, other currencies are prefixed with their code ("GBP One Hundred Only").
     The amount is first rounded half-up to cents.
@@ -346,7 +352,7 @@ def amount_in_words(amount: Decimal, language: str, currency: str = "CNY") -> st
 
     lang = (language or "").strip().replace("_", "-").lower()
     if lang == "zh-cn":
-        prefix = "人民币" if code == "CNY" else code
+        prefix = _ZH_CURRENCIES.get(code, code)
         return prefix + ("负" if negative else "") + _zh_words(yuan, *divmod(cents, 10))
     words = _en_words(yuan, cents, code)
     if negative:

@@ -278,9 +278,10 @@ def test_amount_in_words_zh_no_bare_shi():
     ("-1234.50", "CNY", "人民币负壹仟贰佰叁拾肆元伍角整"),
     ("-0.05", "CNY", "人民币负伍分"),
     ("-0.001", "CNY", "人民币零元整"),     # rounds to zero: no 负
-    ("100", "USD", "USD壹佰元整"),
-    ("100.5", "usd", "USD壹佰元伍角整"),
-    ("-3", "EUR", "EUR负叁元整"),
+    ("100", "USD", "美元壹佰元整"),
+    ("100.5", "usd", "美元壹佰元伍角整"),
+    ("-3", "EUR", "欧元负叁元整"),
+    ("3.96", "CHF", "CHF叁元玖角陆分"),  # no Chinese name here: its code
 ])
 def test_amount_in_words_zh_sign_and_currency(amount, currency, expected):
     assert amount_in_words(D(amount), "zh-CN", currency) == expected
