@@ -25,6 +25,8 @@ EVENT_TYPES = (
     "contract.completed", "customer.reassigned",
     # An email not gone after ten minutes, still being retried (its salesperson is told once).
     "email.delayed",
+    # A payment entered by mistake, taken back: its installment owes it again.
+    "payment.voided",
 )
 
 DEPARTMENT_NAMES = ("production", "procurement", "warehouse", "finance", "sales")
@@ -55,7 +57,8 @@ CONSUMES: dict[str, dict[str, tuple[str, ...]]] = {
         "crm.notifications.outgoing": (
             "contract.confirmed", "contract.cancelled", "document.rendered", "stock.shortage", "production.requested",
             "procurement.requested", "delivery.created", "delivery.shipped", "receivables.planned",
-            "receivable.paid", "payment.recorded", "receivable.overdue", "email.requested", "quote.sent",
+            "receivable.paid", "payment.recorded", "payment.voided", "receivable.overdue", "email.requested",
+            "quote.sent",
             "recurring.failed",
         ),
     },

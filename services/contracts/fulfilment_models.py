@@ -74,6 +74,10 @@ class Payment(Base):
     reference: Mapped[str | None] = mapped_column(String(200))
     created_by: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A payment entered by mistake is voided, not deleted: it stays listed, counting for nothing.
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    voided_by: Mapped[str | None] = mapped_column(String(36))
+    void_reason: Mapped[str | None] = mapped_column(String(200))
     __table_args__ = (Index("ix_payments_receivable", "receivable_id"),)
 
 

@@ -88,6 +88,10 @@ class PaymentIn(Schema):
     reference = Text(200, load_default=None, allow_none=True)
 
 
+class PaymentVoidIn(Schema):
+    reason = Text(200, required=True, min_length=1)
+
+
 class PaymentOut(Schema):
     id = fields.String()
     amount = Money()
@@ -95,6 +99,9 @@ class PaymentOut(Schema):
     reference = fields.String(allow_none=True)
     created_by = fields.String()
     created_at = UtcDateTime()
+    voided_at = UtcDateTime(allow_none=True)
+    voided_by = fields.String(allow_none=True)
+    void_reason = fields.String(allow_none=True)
 
 
 class ReceivableOut(Schema):

@@ -219,6 +219,10 @@ def operations() -> list[Op]:
         Op("POST", "/receivables/<receivable_id>/payments", "Record a payment", "receivables", body=fs.PaymentIn,
            response=fs.ReceivableOut, status=201, idempotent=True,
            example={"amount": "1000.00", "paid_on": "2026-12-01", "reference": "BANK-REF-0001"}),
+        Op("POST", "/receivables/<receivable_id>/payments/<payment_id>/void", "Void a payment entered by mistake: "
+           "the installment owes it again (a completed contract is delivered again); it stays listed, voided",
+           "receivables", body=fs.PaymentVoidIn, response=fs.ReceivableOut,
+           example={"reason": "booked on the wrong installment"}),
         # --- recurring contracts ----------------------------------------------------------------------------
         Op("POST", "/recurring-contracts", "A schedule that repeats a contract", "recurring", body=fs.RecurringIn,
            response=fs.RecurringOut, status=201, idempotent=True,

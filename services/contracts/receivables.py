@@ -38,7 +38,8 @@ def plan(session: Session, contract: Contract, installments: list[dict]) -> list
         raise Conflict(f"A receivables plan needs a confirmed contract; this one is {contract.status}.",
                        {"status": [f"Is {contract.status}."]})
     paid = session.execute(select(func.count()).select_from(Payment).join(
-        Receivable, Receivable.id == Payment.receivable_id).where(Receivable.contract_id == contract.id)).scalar_one()
+        Receivable, Receivable.id == Payment.receivable_id).where(Receivable.contract_id == contract.id,
+                                                                  Payment.voided_at.is_(None))).scalar_one()
     if paid:
         raise Conflict("A payment has been recorded against this plan; it can no longer be replaced.",
                        {"installments": ["A payment exists."]})
@@ -47,6 +48,9 @@ def plan(session: Session, contract: Contract, installments: list[dict]) -> list
         amounts = split_installments(contract.total, parts)
     except ValueError as exc:
         raise ValidationFailed(f"The plan does not add up: {exc}.", {"installments": [f"{str(exc).capitalize()}."]})
+    # Voided payments go with the plan they were voided on; the timeline keeps each one (payment.voided).
+    session.execute(delete(Payment).where(Payment.receivable_id.in_(
+        select(Receivable.id).where(Receivable.contract_id == contract.id))))
     replaced = session.execute(delete(Receivable).where(Receivable.contract_id == contract.id)).rowcount
     signed_on, shipped_on = _as_date(contract.confirmed_at), first_shipped_on(session, contract.id)
     rows = []
@@ -106,6 +110,34 @@ def pay(session: Session, contract: Contract, receivable: Receivable, *, amount:
     if settled:
         complete_if_settled(session, contract)
     return payment
+
+
+def void_payment(session: Session, contract: Contract, receivable: Receivable, payment: Payment, *, reason: str,
+                 voided_by: str) -> None:
+    """Take back a payment entered by mistake (wrong installment, wrong amount): the installment owes it again,
+    and a contract it had completed is delivered again. The payment stays listed, voided, with the reason."""
+    if contract.status == "cancelled":
+        raise Conflict("The contract is cancelled: its installments are closed; record a refund in your books.",
+                       {"status": ["Is cancelled."]})
+    if payment.voided_at is not None:
+        raise Conflict("This payment has already been voided.", {"payment_id": ["Already voided."]})
+    now = utcnow()
+    payment.voided_at, payment.voided_by, payment.void_reason = now, voided_by, reason
+    receivable.paid_amount -= payment.amount
+    receivable.status = installment_status(receivable.amount, receivable.paid_amount, receivable.overdue_at is not None)
+    if receivable.status != "paid":
+        receivable.paid_at = None
+    reopened = contract.status == "completed"
+    if reopened:
+        contract.status = "delivered"
+    event = emit(session, SOURCE, "payment.voided", dict(
+        _contract_part(session, contract, load_settings(session)), **installment_payload(receivable),
+        receivable_id=receivable.id, payment_id=payment.id, payment_amount=money_str(payment.amount),
+        paid_on=payment.paid_on.isoformat(), reference=payment.reference, void_reason=reason,
+        contract_status=contract.status), correlation_id=contract.id)
+    add_timeline(session, contract.id, event.id, "payment.voided",
+                 f"Payment of {money_str(payment.amount)} on {receivable.label} voided: {reason}"
+                 + ("; the contract is delivered, no longer completed" if reopened else ""), now)
 
 
 def complete_if_settled(session: Session, contract: Contract) -> None:

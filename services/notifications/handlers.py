@@ -180,18 +180,23 @@ def payment_recorded(envelope, session, ctx):
     _receivable(session, envelope, "payment_recorded", data_amount=("payment_amount",))
 
 
+def payment_voided(envelope, session, ctx):
+    _receivable(session, envelope, "payment_voided", data_amount=("payment_amount",),
+                void_reason=str(envelope.data.get("void_reason") or "—")[:200])
+
+
 def receivable_overdue(envelope, session, ctx):
     _receivable(session, envelope, "receivable_overdue", data_amount=("outstanding", "amount"))
 
 
-def _receivable(session, envelope, reason: str, data_amount: tuple):
+def _receivable(session, envelope, reason: str, data_amount: tuple, **extra):
     """Finance is told, and so is the salesperson whose customer it is."""
     data = envelope.data
     item = _dict(data.get("receivable")) or data
     amount = next((item.get(k) or data.get(k) for k in data_amount if item.get(k) or data.get(k)), None)
     facts = {"seq": item.get("seq"), "label": item.get("label"), "due_date": item.get("due_date"),
              "amount": money_text(amount, data.get("currency")),
-             "outstanding": money_text(item.get("outstanding"), data.get("currency"))}
+             "outstanding": money_text(item.get("outstanding"), data.get("currency")), **extra}
     line = {k: item.get(k) for k in ("receivable_id", "seq", "label", "amount", "paid_amount", "due_date", "status")}
     line["receivable_id"] = line["receivable_id"] or data.get("receivable_id") or item.get("id")
     contract = _contract(data)
@@ -300,6 +305,7 @@ HANDLERS = {
     "receivables.planned": receivables_planned,
     "receivable.paid": receivable_paid,
     "payment.recorded": payment_recorded,
+    "payment.voided": payment_voided,
     "receivable.overdue": receivable_overdue,
     "recurring.failed": recurring_failed,
     "quote.sent": quote_sent,

@@ -61,6 +61,8 @@ TEMPLATES = {
                                 "提醒作废，以此为准。",
         "receivable_paid": "合同 {number}{customer}第 {seq} 期（{label}）收到付款 {amount}。",
         "payment_recorded": "合同 {number}{customer}第 {seq} 期（{label}）收到部分付款 {amount}，尚欠 {outstanding}。",
+        "payment_voided": "合同 {number}{customer}第 {seq} 期（{label}）的付款 {amount} 已作废（{void_reason}），"
+                          "尚欠 {outstanding}。",
         "receivable_overdue": "合同 {number}{customer}第 {seq} 期（{label}）{amount} 已于 {due_date} 到期未付，请催收。",
         "email_failed": "{document} {number} 发送给 {to} 的邮件失败：{error}。请核对地址后重新发送。",
         "email_delayed": "{document} {number} 发送给 {to} 的邮件尚未发出：{error}。系统将继续重试至 {until}，"
@@ -87,6 +89,8 @@ TEMPLATES = {
                            "({label}).",
         "payment_recorded": "Contract {number}{customer}: a part payment of {amount} was received for instalment "
                             "{seq} ({label}); {outstanding} is still due.",
+        "payment_voided": "Contract {number}{customer}: the payment of {amount} for instalment {seq} ({label}) was "
+                          "voided ({void_reason}); {outstanding} is due again.",
         "receivable_overdue": "Contract {number}{customer}: instalment {seq} ({label}) of {amount} was due on "
                               "{due_date} and is unpaid; please follow up.",
         "email_failed": "The email of {document} {number} to {to} failed: {error}. Please check the address and "

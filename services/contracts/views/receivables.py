@@ -17,7 +17,7 @@ from services.contracts import receivables
 from services.contracts.access import contract_for, own_filter, require_reader
 from services.contracts.fulfilment_models import Receivable
 from services.contracts.fulfilment_rules import outstanding
-from services.contracts.fulfilment_schemas import PaymentIn, PlanIn, ReceivableOut, ReceivableQuery
+from services.contracts.fulfilment_schemas import PaymentIn, PaymentVoidIn, PlanIn, ReceivableOut, ReceivableQuery
 from services.contracts.models import Contract
 from services.contracts.settings_store import load_settings
 
@@ -136,4 +136,18 @@ def add_payment(receivable_id):
         receivables.pay(session, contract, receivable, amount=data["amount"], paid_on=data["paid_on"],
                         reference=data["reference"], created_by=who.id)
         return dump(receivable, contract), 201
+
+
+@bp.post("/receivables/<receivable_id>/payments/<payment_id>/void")
+def void_payment(receivable_id, payment_id):
+    """A payment entered by mistake: the installment owes it again; the payment stays listed, voided."""
+    who = _writer()
+    data = load(PaymentVoidIn())
+    with _db().session() as session:
+        receivable, contract = _receivable(session, receivable_id, lock=True)
+        payment = next((p for p in receivable.payments if p.id == payment_id), None)
+        if payment is None:
+            raise NotFound("No such payment on this installment.")
+        receivables.void_payment(session, contract, receivable, payment, reason=data["reason"], voided_by=who.id)
+        return dump(receivable, contract)
 
