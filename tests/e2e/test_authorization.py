@@ -47,6 +47,7 @@ ENDPOINTS = [
     ("GET", "/delivery-notes/{note}/pdf", None, 404),
     ("GET", "/receivables/{receivable}", None, 404),
     ("POST", "/receivables/{receivable}/payments", {"amount": "1.00", "reference": "theft"}, 404),
+    ("POST", "/receivables/{receivable}/payments/{payment}/void", {"reason": "theft"}, 404),
     ("GET", "/recurring-contracts/{schedule}", None, 404),
     ("POST", "/recurring-contracts/{schedule}/pause", None, 404),
     ("POST", "/recurring-contracts/{schedule}/resume", None, 404),
@@ -215,6 +216,7 @@ def seed(api) -> tuple[dict, dict]:
 
     ids = {"customer": customer["id"], "quote": quote["id"], "contract": cid, "note": note.json["id"],
            "receivable": receivable["id"], "open_receivable": plan.json["items"][1]["id"],
+           "payment": paid.json["payments"][0]["id"],
            "schedule": schedule.json["id"], "email": email_id,
            "document": document_id, "draft": draft["id"], "draft_quote": draft_quote["id"],
            "production_message": message("production", "contract_confirmed"),
