@@ -152,8 +152,9 @@ def operations() -> list[Op]:
            response=qs.QuoteOut, errors=(400, 401, 403, 404, 409, 422, 503),
            example={"notes": "Prices include delivery to Ningbo."}),
         Op("POST", "/quotes/<quote_id>/send", "Send the quote: emails its PDF to the customer's address of this "
-           "moment, which it also prints (422 naming customer.email when there is none)", "quotes",
-           response=qs.QuoteOut),
+           "moment, which it also prints (422 naming customer.email when there is none). A sent quote still valid is "
+           "sent again the same way, with its PDF printed anew; sent_at is the latest send (429 with Retry-After "
+           "within a minute of the last)", "quotes", response=qs.QuoteOut, errors=(401, 403, 404, 409, 422, 429, 503)),
         Op("POST", "/quotes/<quote_id>/accept", "The customer accepted", "quotes", response=qs.QuoteOut),
         Op("POST", "/quotes/<quote_id>/reject", "The customer rejected", "quotes", response=qs.QuoteOut),
         Op("POST", "/quotes/<quote_id>/contract", "Make the contract from an accepted quote (again: the same one); "

@@ -60,8 +60,10 @@ def _clean_addresses(values) -> list[str]:
 def queue(session: Session, *, request_key: str, to, subject: str, body: str, kind: str, number: str,
           cc=None, email_id: str | None = None, contract_id: str | None = None, quote_id: str | None = None,
           document_id: str | None = None, owner_id: str | None = None, reply_to: str | None = None,
-          customer_name: str | None = None, company_language: str | None = None, settings) -> Email | None:
-    """Queue one email for `request_key`; None when that request already has its email."""
+          customer_name: str | None = None, company_language: str | None = None, pdf_since=None,
+          settings) -> Email | None:
+    """Queue one email for `request_key`; None when that request already has its email. With `pdf_since`, only a
+    PDF rendered from then on is attached: one printed for this very request, not an earlier one."""
     email_id = email_id or str(uuid.uuid4())
     now = utcnow()
     email = Email(id=email_id, request_key=request_key, status=QUEUED, attempts=0, to=_clean_addresses(to),
@@ -72,7 +74,7 @@ def queue(session: Session, *, request_key: str, to, subject: str, body: str, ki
                   message_id=mailer.message_id(email_id, settings.mail_from), next_attempt_at=now, created_at=now)
     if document_id:
         _attach(email, document_id, session.execute(_DOCUMENT, {"document_id": document_id}).first())
-    elif not _attach_latest(session, email):
+    elif not _attach_latest(session, email, pdf_since):
         email.status = WAITING
     problem = _problem(email, subject)
     if problem:
@@ -107,10 +109,10 @@ def _attach(email: Email, document_id: str, known) -> None:
     email.attachment_name = (known.filename if known else None) or f"{email.number or 'document'}.pdf"
 
 
-def _attach_latest(session: Session, email: Email) -> bool:
+def _attach_latest(session: Session, email: Email, since=None) -> bool:
     known = session.execute(_LATEST_DOCUMENT, {"kind": email.kind, "owner_id": email.document_owner_id}).first()
-    if known is None:
-        return False
+    if known is None or (since is not None and as_utc(known.rendered_at) < since):
+        return False  # waits: _attach_to_waiting gives it the next PDF of its owner
     _attach(email, known.id, known)
     return True
 
@@ -127,7 +129,7 @@ _ATTACH_TO_WAITING = (
             document_sha256=bindparam("b_sha256"),
             attachment_name=func.coalesce(bindparam("b_filename", type_=_EMAILS.c.attachment_name.type),
                                           func.coalesce(func.nullif(_EMAILS.c.number, ""), "document") + ".pdf")))
-_LATEST_DOCUMENT = (select(_DOCUMENTS.c.id, _DOCUMENTS.c.sha256, _DOCUMENTS.c.filename)
+_LATEST_DOCUMENT = (select(_DOCUMENTS.c.id, _DOCUMENTS.c.sha256, _DOCUMENTS.c.filename, _DOCUMENTS.c.rendered_at)
                     .where(_DOCUMENTS.c.kind == bindparam("kind"), _DOCUMENTS.c.owner_id == bindparam("owner_id"))
                     .order_by(_DOCUMENTS.c.rendered_at.desc()).limit(1))
 

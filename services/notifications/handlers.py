@@ -5,11 +5,11 @@ calls another service. Fields are read tolerantly: a missing one prints as a das
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from crmkit.messaging.consumer import Skip, only_if
-from crmkit.timeutil import utcnow
+from crmkit.timeutil import as_utc, utcnow
 from services.notifications import departments, emails
 from services.notifications.rules import (DEPARTMENTS, default_subject, department_text, email_body, items_text,
                                            language_of, money_text)
@@ -270,13 +270,19 @@ def _queue_contract_email(session, ctx, data: dict):
                  contract_id=data["contract_id"])
 
 
+CLOCK_SLACK = timedelta(seconds=2)
+
+
 def quote_sent(envelope, session, ctx):
     """Sending a quote means emailing its PDF to the customer, once documents has rendered it."""
     data = envelope.data
     if not data.get("quote_id"):
         raise Skip()
+    # A quote sent again is printed again (the customer's address may be what changed): its email takes that PDF,
+    # not the one printed for the earlier send. The slack only absorbs clocks a little apart between hosts.
     _queue_email(session, ctx, {**data, "message": None, "subject": None}, request_key=f"quote.sent:{envelope.id}",
-                 kind="quote", to=_customer_address(data), quote_id=data["quote_id"])
+                 kind="quote", to=_customer_address(data), quote_id=data["quote_id"],
+                 pdf_since=as_utc(_at(envelope)) - CLOCK_SLACK)
 
 
 def email_requested(envelope, session, ctx):

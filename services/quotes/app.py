@@ -9,6 +9,7 @@ from sqlalchemy import and_, select
 from crmkit import catalogue
 from crmkit.errors import NotFound, field_error
 from crmkit.service import create_web_app
+from crmkit.timeutil import utcnow
 from crmkit.web.app import make_app
 from crmkit.web.auth import Caller, bearer, caller
 from crmkit.web.idempotency import idempotent
@@ -152,7 +153,7 @@ def send_quote(quote_id):
     who = _writer()
     with _db().session() as session:
         current = _quote_for(session, who, quote_id)
-    rules.require_move(current.status, current.valid_until, "sent", lifecycle.today())
+    lifecycle.require_sendable(current, utcnow())
     # The customer as they are now: the quote goes to today's address, and prints it.
     customer = remote.fetch_customer(_settings(), bearer(), current.customer_id)
     if not (customer.get("email") or "").strip():

@@ -6,12 +6,12 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from crmkit.errors import field_error
+from crmkit.errors import TooMany, field_error
 from crmkit.fields import qty_str
 from crmkit.messaging.outbox import emit
 from crmkit.money import amount_in_words, money_str
 from crmkit.numbering import next_number
-from crmkit.timeutil import business_date, iso, utcnow
+from crmkit.timeutil import as_utc, business_date, iso, utcnow
 from services.quotes import rules
 from services.quotes.models import Quote, QuoteLine
 
@@ -86,10 +86,21 @@ def change(session: Session, quote: Quote, data: dict, priced: list[dict] | None
 def send(session: Session, quote: Quote, company: dict | None, owner: dict, customer: dict) -> None:
     """Sent as the customer is at this moment (their address, contact, language): what the quote prints and where
     it goes, frozen from here on as a contract's is at signing."""
-    rules.require_move(quote.status, quote.valid_until, "sent", today())
+    now = utcnow()
+    require_sendable(quote, now)  # again under the quote's row lock: two clicks at once send once
     quote.customer_snapshot = customer_snapshot(customer)
-    quote.status, quote.sent_at = "sent", utcnow()
+    quote.status, quote.sent_at = "sent", now  # sent_at: the latest send
     emit(session, SOURCE, "quote.sent", sent_payload(quote, company, owner), correlation_id=quote.id)
+
+
+def require_sendable(quote: Quote, now) -> None:
+    """409 unless a draft or a sent quote still valid; 429 with Retry-After when it was sent moments ago."""
+    rules.require_move(quote.status, quote.valid_until, "sent", today())
+    if quote.status == "sent":
+        wait = rules.resend_wait(as_utc(quote.sent_at), now)
+        if wait:
+            raise TooMany(f"Quote {quote.number} was sent less than {rules.RESEND_AFTER.seconds} s ago; "
+                          f"it can be sent again in {wait} s.", headers={"Retry-After": str(wait)})
 
 
 def accept(session: Session, quote: Quote) -> None:

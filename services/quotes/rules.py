@@ -1,7 +1,8 @@
 """Quote rules free of any framework: the state machine, lazy expiry, line pricing and the stock check."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+import math
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from crmkit.errors import Conflict, ValidationFailed
@@ -13,7 +14,8 @@ DEFAULT_VALIDITY = timedelta(days=30)
 
 TRANSITIONS = {
     "draft": {"sent"},
-    "sent": {"accepted", "rejected"},
+    # Sent again: to the customer's address of that moment, with a PDF printed anew (a bounced or lost email).
+    "sent": {"sent", "accepted", "rejected"},
     "accepted": {"converted"},
     "converted": set(),
     "rejected": set(),
@@ -50,6 +52,18 @@ def require_move(status: str, valid_until: date | None, target: str, today: date
     else:
         message = f"A {current} quote cannot be {verb}."
     raise Conflict(message, {"status": [f"Is {current}."]})
+
+
+# A second send this soon after the last is a double click, not a request to mail the customer twice.
+RESEND_AFTER = timedelta(seconds=60)
+
+
+def resend_wait(last_sent_at: datetime | None, now: datetime) -> int:
+    """Seconds until a sent quote may be sent again (0: now)."""
+    if last_sent_at is None:
+        return 0
+    left = (last_sent_at + RESEND_AFTER - now).total_seconds()
+    return max(0, math.ceil(left))
 
 
 def require_editable(status: str) -> None:

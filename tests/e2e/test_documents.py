@@ -11,6 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from support.infra import wait_for
+from support.pdf import pdf_text
 
 MARKUP = '<img src="file:///etc/passwd"/>'
 
@@ -47,13 +48,6 @@ class RenderingPaused:
 
 def compact(text: str) -> str:
     return re.sub(r"\s+", "", text)
-
-
-def pdf_text(pdf: bytes, tmp_path) -> str:
-    path = tmp_path / f"{hashlib.sha256(pdf).hexdigest()[:12]}.pdf"
-    path.write_bytes(pdf)
-    return subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, text=True,
-                          check=True, timeout=30).stdout
 
 
 def pdf_fonts(pdf: bytes, tmp_path) -> list[tuple[str, str]]:
@@ -110,7 +104,7 @@ def run_documents(system, tmp_path):
     pdf = response.content
     assert pdf.startswith(b"%PDF-")
 
-    text = compact(pdf_text(pdf, tmp_path))
+    text = compact(pdf_text(pdf))
     for expected in (number, "杭州明远机械有限公司", "不锈钢六角螺栓M8", "深沟球轴承6204", money(contract["total"]),
                      contract["total_in_words"], "上海精工制造有限公司", "销售合同", "第1页/共"):
         assert compact(expected) in text, expected
@@ -143,7 +137,7 @@ def run_documents(system, tmp_path):
     other = alice.contract(tricky["id"], [("BOLT-M8", 1)], confirm=True)
     english = wait_pdf(alice, f"/api/v1/contracts/{other['id']}/pdf")
     assert english.headers["Content-Disposition"].startswith(f"attachment; filename=\"Contract-{other['number']}.pdf\"")
-    english_text = pdf_text(english.content, tmp_path)
+    english_text = pdf_text(english.content)
     assert compact(MARKUP) in compact(english_text)
     assert "Sales Contract" in english_text and "root:" not in english_text
     assert b"/Subtype /Image" not in english.content and b"/Subtype/Image" not in english.content
@@ -192,7 +186,7 @@ def run_other_documents(system, tmp_path):
     assert alice.post(f"/api/v1/quotes/{sent.json['id']}/send").status_code == 200
     printed = wait_pdf(alice, quote_path)
     assert printed.headers["Content-Disposition"].endswith(quote(f"报价单-{sent.json['number']}.pdf"))
-    quote_text = compact(pdf_text(printed.content, tmp_path))
+    quote_text = compact(pdf_text(printed.content))
     assert sent.json["number"] in quote_text and "闸阀DN50" in quote_text and "报价单" in quote_text
     assert bob.get(quote_path).status_code == 404
 
@@ -203,7 +197,7 @@ def run_other_documents(system, tmp_path):
     assert note.status_code == 201, note
     note_path = f"/api/v1/delivery-notes/{note.json['id']}/pdf"
     note_pdf = wait_pdf(alice, note_path)
-    note_text = compact(pdf_text(note_pdf.content, tmp_path))
+    note_text = compact(pdf_text(note_pdf.content))
     assert note.json["number"] in note_text and contract["number"] in note_text and "发货单" in note_text
     assert bob.get(note_path).status_code == 404
 
@@ -218,7 +212,7 @@ def run_other_documents(system, tmp_path):
     plan_pdf = api.get(f"/api/v1/documents/{latest['id']}/content")
     assert plan_pdf.status_code == 200 and plan_pdf.headers["Content-Type"] == "application/pdf", plan_pdf
     assert hashlib.sha256(plan_pdf.content).hexdigest() == latest["sha256"]
-    plan_text = compact(pdf_text(plan_pdf.content, tmp_path))
+    plan_text = compact(pdf_text(plan_pdf.content))
     first = (Decimal(contract["total"]) * Decimal("0.30")).quantize(Decimal("0.01"))
     for expected in ("应收款计划", contract["number"], "宁波港机设备有限公司", "预付款", "尾款", money(first),
                      money(Decimal(contract["total"]) - first), money(contract["total"])):

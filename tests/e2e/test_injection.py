@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import date, timedelta
 from urllib.parse import quote as url_quote
 
 from support.infra import wait_for
+from support.pdf import pdf_text
 
 IN_A_MONTH = (date.today() + timedelta(days=30)).isoformat()
 
@@ -78,18 +78,11 @@ ENTITY = "&amp; &lt;b&gt; &#60;i&#62; &nbsp;"
 SMALL = "<b>泵</b>"  # fits one table cell line, so the text extraction keeps it whole
 
 
-def pdf_text(pdf: bytes, tmp_path) -> str:
-    path = tmp_path / "contract.pdf"
-    path.write_bytes(pdf)
-    return subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, text=True,
-                          check=True, timeout=60).stdout
-
-
 def compact(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-def test_markup_and_links_are_stored_verbatim_and_printed_as_inert_text(embedded, tmp_path):
+def test_markup_and_links_are_stored_verbatim_and_printed_as_inert_text(embedded):
     api = embedded.api
     settings = api.get("/api/v1/settings").json
     company = {**settings["company"], "name": f"精工{SCRIPT}", "address": LINK, "terms": f"{IMAGE} {FONT} {ENTITY}",
@@ -107,7 +100,7 @@ def test_markup_and_links_are_stored_verbatim_and_printed_as_inert_text(embedded
     response = wait_for(lambda: (r := api.get(f"/api/v1/contracts/{contract['id']}/pdf")).status_code == 200 and r,
                         timeout=90, message="the contract PDF")
     pdf = response.content
-    text = compact(pdf_text(pdf, tmp_path))
+    text = compact(pdf_text(pdf))
     for literal in (SCRIPT, IMAGE, LINK, FONT, ENTITY, SMALL, f"精工{SCRIPT}"):
         assert compact(literal) in text, (literal, text[:3000])
     assert "root:" not in text  # /etc/passwd was not read into the document

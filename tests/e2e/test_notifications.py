@@ -4,6 +4,7 @@ from __future__ import annotations
 import email.header
 import hashlib
 import json
+import re
 import sqlite3
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from support.infra import ProcessCluster, wait_for
+from support.pdf import pdf_text
 
 IN_A_MONTH = (date.today() + timedelta(days=30)).isoformat()
 SPEC_FIELDS = {"id", "type", "department", "occurred_at", "contract", "lines", "reason", "text"}
@@ -301,6 +303,37 @@ def run_notifications(api, smtp, backdoor):
     assert quote_emails["total"] == 1
     # Counted again now that it is recorded sent, not at the moment the first copy arrived.
     assert len([m for m in list(smtp.messages) if quote["number"] in subject_of(m)]) == 1
+
+    # Sent again. At once it is a double click: refused, saying when, and nothing more is mailed.
+    bounced = alice.customer(name="宁波北仑机电", email="wrong@example.cn")
+    resent = alice.post("/api/v1/quotes", json={"customer_id": bounced["id"], "valid_until": IN_A_MONTH,
+                                                "lines": [{"product_code": "BOLT-M8", "quantity": "4"}]}).json
+    first = alice.post(f"/api/v1/quotes/{resent['id']}/send")
+    assert first.status_code == 200, first
+    wait_for(lambda: [m for m in list(smtp.messages) if resent["number"] in subject_of(m)], timeout=30,
+             message="the first quote email")
+    double = alice.post(f"/api/v1/quotes/{resent['id']}/send")
+    assert double.status_code == 429 and 0 < int(double.headers["Retry-After"]) <= 60, double
+    # Later, the address corrected: the quote goes to the new address with a PDF printed anew for it, not the one
+    # printed for the first send; the quote reads sent at the latest send.
+    # (Minutes passing, for the quote's last send and for the PDF printed for it.)
+    backdoor.execute("quotes", "UPDATE quotes SET sent_at = %s WHERE id = %s", (utc_ago(minutes=5), resent["id"]))
+    backdoor.execute("notifications", "UPDATE notif_documents SET rendered_at = %s WHERE owner_id = %s",
+                     (utc_ago(minutes=5), resent["id"]))
+    assert alice.patch(f"/api/v1/customers/{bounced['id']}", json={"email": "orders@example.cn"}).status_code == 200
+    again = alice.post(f"/api/v1/quotes/{resent['id']}/send")
+    assert (again.status_code, again.json["status"], again.json["customer"]["email"]) == (
+        200, "sent", "orders@example.cn"), again
+    assert again.json["sent_at"] > first.json["sent_at"]
+    copies = wait_for(lambda: len(m := [m for m in list(smtp.messages) if resent["number"] in subject_of(m)]) == 2
+                      and m, timeout=30, message="the quote sent again")
+    assert [m["To"] for m in copies] == ["wrong@example.cn", "orders@example.cn"]
+    printed = [re.sub(r"\s+", "", pdf_text(pdf_of(m))) for m in copies]
+    assert "wrong@example.cn" in printed[0] and "orders@example.cn" not in printed[0]
+    assert "orders@example.cn" in printed[1] and "wrong@example.cn" not in printed[1]
+    sends = wait_for(lambda: (r := alice.get("/api/v1/emails", params={"quote_id": resent["id"]}).json)["total"] == 2
+                     and all(e["status"] == "sent" for e in r["items"]) and r, message="both sends recorded")
+    assert sorted(e["to"][0] for e in sends["items"]) == ["orders@example.cn", "wrong@example.cn"]
 
     # A short line under notify_production: production gets a shortage message.
     short = alice.contract(customer["id"], [("GEAR-40", 3)], delivery_date="2026-11-30")

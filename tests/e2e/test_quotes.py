@@ -122,11 +122,13 @@ def run_quotes(api, backdate):
     # Step 2: sent, accepted, converted — twice, and by POST /contracts {quote_id}: one contract.
     sent = alice.post(f"/api/v1/quotes/{quote['id']}/send")
     assert (sent.status_code, sent.json["status"]) == (200, "sent")
-    assert alice.post(f"/api/v1/quotes/{quote['id']}/send").status_code == 409
+    twice = alice.post(f"/api/v1/quotes/{quote['id']}/send")  # a double click: sent once
+    assert twice.status_code == 429 and twice.headers["Retry-After"], twice
     assert alice.patch(f"/api/v1/quotes/{quote['id']}", json={"notes": "late"}).status_code == 409
     accepted = alice.post(f"/api/v1/quotes/{quote['id']}/accept")
     assert (accepted.status_code, accepted.json["status"]) == (200, "accepted")
     assert alice.post(f"/api/v1/quotes/{quote['id']}/reject").status_code == 409
+    assert alice.post(f"/api/v1/quotes/{quote['id']}/send").status_code == 409  # accepted: no longer an offer
     first = alice.post(f"/api/v1/quotes/{quote['id']}/contract")
     assert first.status_code == 201, first
     contract = first.json
@@ -180,6 +182,8 @@ def run_quotes(api, backdate):
     expired_accept = alice.post(f"/api/v1/quotes/{lapsing['id']}/accept")
     assert expired_accept.status_code == 409 and "expired" in expired_accept.json["error"]["message"]
     assert alice.post(f"/api/v1/quotes/{lapsing['id']}/contract").status_code == 409
+    expired_send = alice.post(f"/api/v1/quotes/{lapsing['id']}/send")  # nor sent again
+    assert expired_send.status_code == 409 and "expired" in expired_send.json["error"]["message"]
 
     # Bad input answers a JSON 4xx naming the field, never a 500.
     def line(**extra):

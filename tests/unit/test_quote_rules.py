@@ -1,7 +1,7 @@
 """Unit tests for the quote rules: the state machine, lazy expiry, pricing by product code, the stock check."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal as D
 
 import pytest
@@ -20,7 +20,7 @@ PRODUCTS = {
 
 
 @pytest.mark.parametrize("current, target", [
-    ("draft", "sent"), ("sent", "accepted"), ("sent", "rejected"), ("accepted", "converted"),
+    ("draft", "sent"), ("sent", "sent"), ("sent", "accepted"), ("sent", "rejected"), ("accepted", "converted"),
 ])
 def test_legal_moves(current, target):
     assert rules.can_move(current, LATER, target, TODAY)
@@ -28,7 +28,7 @@ def test_legal_moves(current, target):
 
 
 @pytest.mark.parametrize("current, target", [
-    ("draft", "accepted"), ("draft", "rejected"), ("draft", "converted"), ("sent", "sent"), ("sent", "converted"),
+    ("draft", "accepted"), ("draft", "rejected"), ("draft", "converted"), ("sent", "converted"), ("accepted", "sent"),
     ("accepted", "accepted"), ("accepted", "rejected"), ("converted", "sent"), ("converted", "converted"),
     ("rejected", "accepted"), ("rejected", "sent"),
 ])
@@ -37,6 +37,15 @@ def test_illegal_moves_are_conflicts(current, target):
     with pytest.raises(Conflict) as error:
         rules.require_move(current, LATER, target, TODAY)
     assert error.value.status == 409 and error.value.fields == {"status": [f"Is {current}."]}
+
+
+def test_a_sent_quote_is_sent_again_only_a_minute_after_the_last_send():
+    sent = datetime(2026, 3, 10, 8, 0, 0, tzinfo=timezone.utc)
+    assert rules.resend_wait(None, sent) == 0
+    assert rules.resend_wait(sent, sent) == 60
+    assert rules.resend_wait(sent, sent + timedelta(seconds=59.2)) == 1  # rounded up: Retry-After never says 0
+    assert rules.resend_wait(sent, sent + timedelta(seconds=60)) == 0
+    assert rules.resend_wait(sent, sent + timedelta(days=3)) == 0
 
 
 def test_a_quote_is_valid_through_its_last_day_and_expired_the_day_after():
