@@ -225,8 +225,9 @@ def operations() -> list[Op]:
            "receivables", body=fs.PaymentVoidIn, response=fs.ReceivableOut,
            example={"reason": "booked on the wrong installment"}),
         # --- recurring contracts ----------------------------------------------------------------------------
-        Op("POST", "/recurring-contracts", "A schedule that repeats a contract", "recurring", body=fs.RecurringIn,
-           response=fs.RecurringOut, status=201, idempotent=True,
+        Op("POST", "/recurring-contracts", "A schedule that repeats a contract; one active schedule per contract "
+           "(409 naming source_contract_id and the active one)", "recurring", body=fs.RecurringIn,
+           response=fs.RecurringOut, status=201, idempotent=True, errors=(400, 401, 403, 404, 409, 422, 503),
            example={"source_contract_id": EXAMPLE_CONTRACT_ID, "interval": "monthly", "every": 1,
                     "start_date": "2027-01-01", "auto_confirm": False, "send_to_customer": False}),
         Op("GET", "/recurring-contracts", "List schedules", "recurring", response=fs.RecurringOut, paged=True,
@@ -235,8 +236,8 @@ def operations() -> list[Op]:
            response=fs.RecurringOut),
         Op("POST", "/recurring-contracts/<schedule_id>/pause", "Pause a schedule", "recurring",
            response=fs.RecurringOut),
-        Op("POST", "/recurring-contracts/<schedule_id>/resume", "Resume a schedule", "recurring",
-           response=fs.RecurringOut),
+        Op("POST", "/recurring-contracts/<schedule_id>/resume", "Resume a schedule (409 when its contract is "
+           "cancelled, or repeats by another active schedule meanwhile)", "recurring", response=fs.RecurringOut),
         # --- department inboxes (notifications) -------------------------------------------------------------
         Op("GET", "/departments/<name>/notifications", "A department's inbox", "departments",
            response=ns.DepartmentMessageOut, paged=True, query=ns.InboxQuery, path_params={"name": department}),

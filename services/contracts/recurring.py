@@ -5,7 +5,7 @@ import uuid
 from datetime import date, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from crmkit.errors import Conflict, ValidationFailed
 from crmkit.messaging.outbox import emit
@@ -29,12 +29,27 @@ def create(session: Session, source: Contract, data: dict, created_by: str) -> R
         auto_confirm=data["auto_confirm"], send_to_customer=data["send_to_customer"], status="active",
         created_by=created_by, created_at=utcnow(), runs=[])
     advance(row, None)
+    if row.status == "active":
+        _refuse_second_active(session, source, row.id)
     session.add(row)
     session.flush()
     lifecycle.add_timeline(session, source.id, f"recurring:{row.id}", "recurring.scheduled",
                            f"Repeats {_cycle(row)} from {row.start_date.isoformat()}"
                            + (f" to {row.end_date.isoformat()}" if row.end_date else ""), row.created_at)
     return row
+
+
+def _refuse_second_active(session: Session, source: Contract, schedule_id: str) -> None:
+    """One active schedule per source contract: a second would send the customer every period's contract twice
+    (a double click, or a new schedule made to replace one still running). The caller holds the source's row lock,
+    so two requests cannot both pass."""
+    other = session.execute(select(RecurringSchedule).where(
+        RecurringSchedule.source_contract_id == source.id, RecurringSchedule.status == "active",
+        RecurringSchedule.id != schedule_id).limit(1)).scalar_one_or_none()
+    if other is not None:
+        raise Conflict(f"Contract {source.number} already repeats {_cycle(other)} (recurring contract {other.id}); "
+                       "pause that one first to repeat it differently.",
+                       {"source_contract_id": [f"Already repeated by the active recurring contract {other.id}."]})
 
 
 def pause(row: RecurringSchedule, today: date) -> None:
@@ -45,7 +60,8 @@ def pause(row: RecurringSchedule, today: date) -> None:
 
 
 def resume(row: RecurringSchedule, today: date, source: Contract | None = None) -> None:
-    """paused → active; periods dated while it was paused are skipped, not generated late."""
+    """paused → active; periods dated while it was paused are skipped, not generated late. `source`, when given,
+    is locked by the caller (after the schedule: the scheduler's order)."""
     if row.status == "ended":
         raise Conflict("The schedule has ended.", {"status": ["Is ended."]})
     if source is not None and source.status == "cancelled":
@@ -53,6 +69,8 @@ def resume(row: RecurringSchedule, today: date, source: Contract | None = None) 
                        {"source_contract_id": ["The contract is cancelled."]})
     if row.status != "paused":
         return
+    if source is not None and object_session(row) is not None:
+        _refuse_second_active(object_session(row), source, row.id)
     row.status, row.paused_on, paused_on = "active", None, row.paused_on
     if row.next_run_on is not None and paused_on is not None and paused_on <= row.next_run_on < today:
         advance(row, today - timedelta(days=1))

@@ -181,3 +181,18 @@ def test_a_cancellation_pauses_a_schedule_someone_else_holds_at_that_moment(clus
     assert now["status"] == "paused" and source["number"] in now["last_error"], now
     run = api.post("/api/v1/admin/scheduler/run", json={"as_of": "2031-03-15"}).json
     assert (run["generated"], run["failed"]) == ([], [])  # nothing to tell the salesperson: it was paused
+
+
+def test_two_requests_to_repeat_one_contract_make_one_schedule(cluster, pg_url):
+    """Each checks that the contract has no active schedule yet, under the contract's row lock: the second sees
+    the first's, and the customer does not get two contracts a period."""
+    api = cluster.api
+    api.product("CLIP", stock=100, price="1.00")
+    source = api.contract(api.customer()["id"], [("CLIP", 1)])
+    body = {"source_contract_id": source["id"], "interval": "monthly", "start_date": "2031-01-10"}
+    with HeldContract(pg_url, source["id"]) as held:
+        held.queue("monthly", lambda: api.post("/api/v1/recurring-contracts", json=body))
+        held.queue("weekly", lambda: api.post("/api/v1/recurring-contracts", json={**body, "interval": "weekly"}))
+    assert (held.replies["monthly"].status_code, held.replies["weekly"].status_code) == (201, 409), held.replies
+    listed = api.get("/api/v1/recurring-contracts", params={"source_contract_id": source["id"]}).json
+    assert [(s["interval"], s["status"]) for s in listed["items"]] == [("monthly", "active")]

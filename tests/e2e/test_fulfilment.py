@@ -242,6 +242,13 @@ def check_recurring(api, sales, other, customer, env, overdue_as_of):
 
     first = schedule(sales, source["id"], send_to_customer=False)
     assert (first["status"], first["next_run_on"], first["runs"]) == ("active", "2031-01-31", [])
+    # Repeated twice (a double click, or another cycle while this one runs), the customer would get two contracts
+    # a period: refused, naming the schedule that runs.
+    twice = [sales.post("/api/v1/recurring-contracts", json={
+        "source_contract_id": source["id"], "interval": interval, "start_date": "2031-01-31"})
+        for interval in ("monthly", "quarterly")]
+    for refused in twice:
+        assert refused.status_code == 409 and first["id"] in fields_of(refused)["source_contract_id"][0], refused
     run = api.post("/api/v1/admin/scheduler/run", json={"as_of": SCHEDULER_AS_OF})
     assert run.status_code == 200 and run.json["failed"] == [] and run.json["overdue"] == [], run
     assert [g["run_on"] for g in run.json["generated"]] == EXPECTED_RUNS
@@ -259,7 +266,8 @@ def check_recurring(api, sales, other, customer, env, overdue_as_of):
     assert again.json["generated"] == [] and len(runs_of(sales, first["id"])) == 4
 
     # A second schedule, auto-confirmed, run by two processes and two HTTP requests at the same moment.
-    second = schedule(sales, source["id"], auto_confirm=True)
+    second_source = sales.contract(customer["id"], [("PUMP-10", 1)], payment_terms="月结 30 天")
+    second = schedule(sales, second_source["id"], auto_confirm=True)
     results = run_concurrently(api, env, SCHEDULER_AS_OF, processes=2, requests=2)
     total = sum(len([g for g in r["generated"] if g["schedule_id"] == second["id"]]) for r in results)
     assert total == 4, results
@@ -281,11 +289,18 @@ def check_recurring(api, sales, other, customer, env, overdue_as_of):
     assert [(g["schedule_id"], g["run_on"]) for g in later] == [(second["id"], "2031-05-31"),
                                                                (second["id"], "2031-06-30")]
     assert len(runs_of(sales, first["id"])) == 4 and len(runs_of(sales, second["id"])) == 6
+    # Paused, its contract may repeat another way; the paused one then cannot come back beside it.
+    replacement = schedule(sales, source["id"], interval="quarterly", start_date="2032-01-31")
+    blocked = sales.post(f"/api/v1/recurring-contracts/{first['id']}/resume")
+    assert blocked.status_code == 409 and replacement["id"] in fields_of(blocked)["source_contract_id"][0], blocked
+    assert sales.get(f"/api/v1/recurring-contracts/{first['id']}").json["status"] == "paused"
+    assert sales.post(f"/api/v1/recurring-contracts/{replacement['id']}/pause").json["status"] == "paused"
     resumed = sales.post(f"/api/v1/recurring-contracts/{first['id']}/resume")
     assert resumed.status_code == 200 and resumed.json["status"] == "active"
     assert resumed.json["next_run_on"] == "2031-05-31"  # future periods are not skipped by a pause
     listing = sales.get("/api/v1/recurring-contracts").json
-    assert listing["total"] == 2 and {s["id"] for s in listing["items"]} == {first["id"], second["id"]}
+    assert listing["total"] == 3 and {s["id"] for s in listing["items"]} == {first["id"], second["id"],
+                                                                            replacement["id"]}
     assert other.get("/api/v1/recurring-contracts").json["total"] == 0
     assert other.get(f"/api/v1/recurring-contracts/{first['id']}").status_code == 404
     assert other.post(f"/api/v1/recurring-contracts/{first['id']}/pause").status_code == 404

@@ -37,8 +37,8 @@ def test_a_failing_schedule_neither_stops_the_others_nor_is_disabled(embedded, m
     api = embedded.api
     api.product("BOX", stock=5, price="5.00")
     customer = api.customer()
-    source = api.contract(customer["id"], [("BOX", 1)])
-    bad, good = monthly(api, source["id"]), monthly(api, source["id"])
+    source, other = api.contract(customer["id"], [("BOX", 1)]), api.contract(customer["id"], [("BOX", 2)])
+    bad, good = monthly(api, source["id"]), monthly(api, other["id"])
     original = recurring.generate
 
     def flaky(session, row, run_on):

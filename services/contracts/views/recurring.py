@@ -38,7 +38,8 @@ def create_schedule():
     data = load(RecurringIn())
     with _db().session() as session:
         try:
-            source = contract_for(session, who, data["source_contract_id"])
+            # Locked: two requests to repeat one contract cannot both find it without an active schedule.
+            source = contract_for(session, who, data["source_contract_id"], lock=True)
         except NotFound:
             raise ValidationFailed("Unknown contract.", {"source_contract_id": ["Unknown contract."]})
         return out.dump(recurring.create(session, source, data, who.id)), 201
@@ -90,5 +91,6 @@ def resume_schedule(schedule_id):
     _writer()
     with _db().session() as session:
         row = _schedule(session, schedule_id, lock=True)
-        recurring.resume(row, business_date(), session.get(Contract, row.source_contract_id))
+        source = session.get(Contract, row.source_contract_id, with_for_update=True)
+        recurring.resume(row, business_date(), source)
         return out.dump(row)
