@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from marshmallow import ValidationError, fields, validate
 
-from crmkit.money import PLAIN_NUMBER
+from crmkit.money import PLAIN_NUMBER, PRICE_PLACES, price_str
 
 MAX_AMOUNT = Decimal("1000000000000")  # a trillion: beyond any contract, below Numeric(18,2)'s limit
 MAX_QUANTITY = Decimal("1000000000")
@@ -50,6 +50,16 @@ class _Decimal(fields.Decimal):
 
 def Money(*, minimum=Decimal(0), **kwargs):
     return _Decimal(places=2, minimum=minimum, maximum=MAX_AMOUNT, **kwargs)
+
+
+class _Price(_Decimal):
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else price_str(value)
+
+
+def Price(**kwargs):
+    """A unit price: up to PRICE_PLACES decimals in and out, two at least out ("12.50", "0.0125")."""
+    return _Price(places=PRICE_PLACES, minimum=Decimal(0), maximum=MAX_AMOUNT, **kwargs)
 
 
 def Quantity(*, positive=True, **kwargs):

@@ -85,6 +85,19 @@ def money_str(d: Decimal) -> str:
     return f"{money(d):f}"
 
 
+# Unit prices may have more places than amounts: small parts are priced to a fraction of a cent (0.0125 a screw);
+# the line amount is still rounded to cents.
+PRICE_PLACES = 4
+
+
+def price_str(d: Decimal) -> str:
+    """A unit price as text: two decimals, more only when the price has them ("12.50", "0.035", "0.0125")."""
+    d = _as_decimal(d, "unit_price")
+    places = min(max(2, -d.normalize().as_tuple().exponent), PRICE_PLACES)
+    with localcontext(_EXACT):
+        return f"{d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP):f}"
+
+
 def _is_cents(d: Decimal) -> bool:
     return money(d) == d
 

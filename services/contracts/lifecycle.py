@@ -14,7 +14,7 @@ from crmkit.db import dialect_insert, insert_ignore, row_values
 from crmkit.errors import Conflict, ValidationFailed
 from crmkit.fields import qty_str
 from crmkit.messaging.outbox import emit
-from crmkit.money import amount_in_words, money_str, price_line, size_errors, totals
+from crmkit.money import amount_in_words, money_str, price_line, price_str, size_errors, totals
 from crmkit.numbering import next_number, next_value
 from crmkit.timeutil import business_date, iso, utcnow
 from services.contracts import rules
@@ -154,7 +154,7 @@ def confirmed_payload(contract: Contract, settings: dict, owner) -> dict:
 
 def line_payload(line: ContractLine) -> dict:
     return {"line_no": line.line_no, "product_code": line.product_code, "name": line.name, "unit": line.unit,
-            "quantity": qty_str(line.quantity), "unit_price": money_str(line.unit_price),
+            "quantity": qty_str(line.quantity), "unit_price": price_str(line.unit_price),
             "discount": format(line.discount.normalize(), "f"), "tax_rate": format(line.tax_rate.normalize(), "f"),
             "amount": money_str(line.amount), "tax_amount": money_str(line.tax_amount)}
 

@@ -9,10 +9,12 @@ from sqlalchemy import (JSON, Boolean, Date, DateTime, ForeignKey, Index, Intege
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crmkit.db import Base
+from crmkit.money import PRICE_PLACES
 from crmkit.timeutil import utcnow
 
 QTY = Numeric(18, 3)
 MONEY = Numeric(18, 2)
+PRICE = Numeric(18, PRICE_PLACES)
 
 
 class User(Base):
@@ -99,7 +101,7 @@ class ContractLine(Base):
     name: Mapped[str] = mapped_column(String(200))
     unit: Mapped[str] = mapped_column(String(32))
     quantity: Mapped[Decimal] = mapped_column(QTY)
-    unit_price: Mapped[Decimal] = mapped_column(MONEY)
+    unit_price: Mapped[Decimal] = mapped_column(PRICE)
     discount: Mapped[Decimal] = mapped_column(Numeric(6, 4), default=Decimal(0))
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(6, 4))
     amount: Mapped[Decimal] = mapped_column(MONEY)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from crmkit.fields import Date, Money, Quantity, Rate, Text, UtcDateTime
+from crmkit.fields import Date, Money, Price, Quantity, Rate, Text, UtcDateTime
 from crmkit.messaging.topology import DEPARTMENT_NAMES
 from crmkit.web.auth import ROLES
 from services.contracts.fulfilment_schemas import MAX_INSTALLMENTS, InstallmentIn
@@ -156,7 +156,7 @@ class CustomerOut(Schema):
 class LineIn(Schema):
     product_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
     quantity = Quantity(required=True)
-    unit_price = Money(load_default=None, allow_none=True)
+    unit_price = Price(load_default=None, allow_none=True)
     discount = Rate(load_default=Decimal(0))
 
 
@@ -213,7 +213,7 @@ class LineOut(Schema):
     name = fields.String()
     unit = fields.String()
     quantity = Quantity(positive=False)
-    unit_price = Money()
+    unit_price = Price()
     discount = Rate()
     tax_rate = Rate()
     amount = Money()

@@ -8,10 +8,12 @@ from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, Numeric, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmkit.db import Base
+from crmkit.money import PRICE_PLACES
 from crmkit.timeutil import utcnow
 
 QTY = Numeric(18, 3)
 MONEY = Numeric(18, 2)
+PRICE = Numeric(18, PRICE_PLACES)
 
 
 class Product(Base):
@@ -19,7 +21,7 @@ class Product(Base):
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     unit: Mapped[str] = mapped_column(String(32))
-    unit_price: Mapped[Decimal] = mapped_column(MONEY)
+    unit_price: Mapped[Decimal] = mapped_column(PRICE)
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     tax_rate: Mapped[Decimal] = mapped_column(Numeric(6, 4))
     # Who is asked for more when a contract is short of it: made in house, or bought in (a distributor's goods).

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, fields, validate
 
-from crmkit.fields import Money, Quantity, Rate, Signed, Text
+from crmkit.fields import Price, Quantity, Rate, Signed, Text
 
 CODE = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$", error="Letters, digits, '.', '_' or '-', at most 64.")
 
@@ -18,7 +18,7 @@ class ProductIn(Schema):
     code = fields.String(required=True, validate=CODE)
     name = Text(200, required=True, min_length=1)
     unit = Text(32, required=True, min_length=1)
-    unit_price = Money(required=True)
+    unit_price = Price(required=True)
     currency = fields.String(load_default="CNY", validate=validate.OneOf(["CNY", "USD", "EUR", "HKD", "JPY"]))
     tax_rate = Rate(load_default=Decimal("0.13"))
     replenished_by = fields.String(load_default="production", validate=validate.OneOf(REPLENISHED_BY))
@@ -29,7 +29,7 @@ class ProductPatch(Schema):
     """A catalogue change (price, name, ...): new contracts and quotes take it; those made before keep theirs."""
     name = Text(200, min_length=1)
     unit = Text(32, min_length=1)
-    unit_price = Money()
+    unit_price = Price()
     currency = fields.String(validate=validate.OneOf(["CNY", "USD", "EUR", "HKD", "JPY"]))
     tax_rate = Rate()
     replenished_by = fields.String(validate=validate.OneOf(REPLENISHED_BY))
@@ -39,7 +39,7 @@ class ProductOut(Schema):
     code = fields.String()
     name = fields.String()
     unit = fields.String()
-    unit_price = Money()
+    unit_price = Price()
     currency = fields.String()
     tax_rate = Rate()
     replenished_by = fields.String()

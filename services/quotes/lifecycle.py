@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from crmkit.errors import TooMany, field_error
 from crmkit.fields import qty_str
 from crmkit.messaging.outbox import emit
-from crmkit.money import amount_in_words, money_str
+from crmkit.money import amount_in_words, money_str, price_str
 from crmkit.numbering import next_number
 from crmkit.timeutil import as_utc, business_date, iso, utcnow
 from services.quotes import rules
@@ -146,6 +146,6 @@ def sent_payload(quote: Quote, company: dict | None, owner: dict) -> dict:
 
 def line_payload(line: QuoteLine) -> dict:
     return {"line_no": line.line_no, "product_code": line.product_code, "name": line.name, "unit": line.unit,
-            "quantity": qty_str(line.quantity), "unit_price": money_str(line.unit_price),
+            "quantity": qty_str(line.quantity), "unit_price": price_str(line.unit_price),
             "discount": qty_str(line.discount), "tax_rate": qty_str(line.tax_rate),
             "amount": money_str(line.amount), "tax_amount": money_str(line.tax_amount)}

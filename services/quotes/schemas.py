@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, fields, validate
 
-from crmkit.fields import Date, Money, Quantity, Rate, Text, UtcDateTime
+from crmkit.fields import Date, Money, Price, Quantity, Rate, Text, UtcDateTime
 from services.quotes.rules import STATUSES
 
 MAX_LINES = 500
@@ -17,7 +17,7 @@ ID = validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$", error="Not a valid id.")
 class LineIn(Schema):
     product_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
     quantity = Quantity(required=True)
-    unit_price = Money(load_default=None, allow_none=True)
+    unit_price = Price(load_default=None, allow_none=True)
     discount = Rate(load_default=Decimal(0))
 
 
@@ -50,7 +50,7 @@ class LineOut(Schema):
     name = fields.String()
     unit = fields.String()
     quantity = Quantity(positive=False)
-    unit_price = Money()
+    unit_price = Price()
     discount = Rate()
     tax_rate = Rate()
     amount = Money()

@@ -87,7 +87,7 @@ def bad_contracts(customer_id):
         ({"customer_id": customer_id, "lines": [{"product_code": "BOLT-M8"}]}, "lines.0.quantity"),
         ({"customer_id": customer_id, "lines": [line(unit_price=12.5)]}, "lines.0.unit_price"),  # money float
         ({"customer_id": customer_id, "lines": [line(unit_price="-1.00")]}, "lines.0.unit_price"),
-        ({"customer_id": customer_id, "lines": [line(unit_price="12.345")]}, "lines.0.unit_price"),
+        ({"customer_id": customer_id, "lines": [line(unit_price="12.34567")]}, "lines.0.unit_price"),
         ({"customer_id": customer_id, "lines": [line(unit_price="1e30")]}, "lines.0.unit_price"),
         ({"customer_id": customer_id, "lines": [line(discount="1.5")]}, "lines.0.discount"),
         ({"customer_id": customer_id, "lines": [line(discount=0.1)]}, "lines.0.discount"),

@@ -105,12 +105,12 @@ def test_a_database_at_the_previous_revision_upgrades_to_head_with_its_data_inta
 
     db = open_database(contracts, settings)  # what every web and worker process does on start
     try:
-        assert migrations.current(contracts, settings) == migrations.head(contracts) == "0007"
+        assert migrations.current(contracts, settings) == migrations.head(contracts) == "0008"
         assert LATER_TABLES <= tables_of(settings)
         from crmkit.models import OutboxMessage, Sequence
         from services.contracts import deliveries, receivables
         from services.contracts.dead_letters import DeadLetter, record
-        from services.contracts.models import Contract, Customer, User
+        from services.contracts.models import Contract, ContractLine, Customer, User
         with db.session() as session:
             users = {u.username: u for u in session.execute(select(User)).scalars()}
             assert set(users) == {"admin", "li.na"}  # the admin was there: on_start made no second one
@@ -127,6 +127,7 @@ def test_a_database_at_the_previous_revision_upgrades_to_head_with_its_data_inta
             assert contract.confirmed_at.replace(tzinfo=None) == SIGNED.replace(tzinfo=None)  # SQLite keeps no zone
             [line] = contract.lines
             assert (line.quantity, line.unit_price, line.tax_rate) == (Decimal("4"), Decimal("500"), Decimal("0.13"))
+            line.unit_price = Decimal("0.0125")  # 0008: a price to a fraction of a cent now fits
             outbox = session.execute(select(OutboxMessage)).scalar_one()
             assert (outbox.id, outbox.published) == ("o-1", False)
             assert session.get(Sequence, "HT-2026").value == 1
@@ -142,6 +143,7 @@ def test_a_database_at_the_previous_revision_upgrades_to_head_with_its_data_inta
                    {"x-original-queue": "crm.inventory.stock", "x-error": "boom"}, {}, session)
         with db.session() as session:
             assert session.execute(select(DeadLetter.message_id)).scalar_one() == "dead-1"
+            assert session.execute(select(ContractLine.unit_price)).scalar_one() == Decimal("0.0125")
             assert session.execute(select(OutboxMessage.routing_key).order_by(OutboxMessage.seq)).scalars().all() \
                 == ["contract.confirmed", "delivery.created", "receivables.planned"]
     finally:
@@ -234,7 +236,7 @@ def test_the_developer_commands(tmp_path, monkeypatch, capsys):
     assert migrations.main(["contracts", "revision", "-m", "nothing changed", "--autogenerate"]) == 0
     assert sorted(p.name for p in versions.glob("*.py")) == before  # the models match head: no empty revision
     out = capsys.readouterr().out
-    assert "contracts: at 0007 (head 0007)" in out and "no revision written" in out
+    assert "contracts: at 0008 (head 0008)" in out and "no revision written" in out
 
 
 def test_dead_letters_kept_before_0006_are_listed_by_their_contract(env, contracts):
