@@ -19,7 +19,8 @@ def can_move(current: str, target: str) -> bool:
 
 def require_move(current: str, target: str, what: str = "contract") -> None:
     if not can_move(current, target):
-        raise Conflict(f"A {current} {what} cannot become {target}.", {"status": [f"Is {current}."]})
+        article = "An" if current[0] in "aeiou" else "A"
+        raise Conflict(f"{article} {current} {what} cannot become {target}.", {"status": [f"Is {current}."]})
 
 
 def require_editable(status: str) -> None:

@@ -50,7 +50,7 @@ def require_move(status: str, valid_until: date | None, target: str, today: date
     if current == "expired":
         message = f"This quote expired after {valid_until.isoformat()}; it can no longer be {verb}."
     else:
-        message = f"A {current} quote cannot be {verb}."
+        message = f"{'An' if current[0] in 'aeiou' else 'A'} {current} quote cannot be {verb}."
     raise Conflict(message, {"status": [f"Is {current}."]})
 
 

@@ -37,6 +37,7 @@ def test_illegal_moves_are_conflicts(current, target):
     with pytest.raises(Conflict) as error:
         rules.require_move(current, LATER, target, TODAY)
     assert error.value.status == 409 and error.value.fields == {"status": [f"Is {current}."]}
+    assert error.value.message.startswith("An accepted quote" if current == "accepted" else f"A {current} quote")
 
 
 def test_a_sent_quote_is_sent_again_only_a_minute_after_the_last_send():
