@@ -370,6 +370,23 @@ def test_percent(value, expected):
     assert r._percent(value) == expected
 
 
+@pytest.mark.parametrize("value, zh, en", [
+    ("0.05", "9.5折", "5%"), ("0.1", "9折", "10%"), ("0.125", "8.75折", "12.5%"), ("0.5", "5折", "50%"),
+    ("0", "—", "0%"), ("1", "免费", "100%"), (None, "—", "—"),
+])
+def test_discount_reads_as_the_reader_counts_it(value, zh, en):
+    assert (r._discount(value, "zh"), r._discount(value, "en")) == (zh, en)
+
+
+def test_a_chinese_contract_prints_a_discount_as_zhe_not_as_a_percent_read_as_zhe(tmp_path):
+    """Under 折扣, "5%" reads to many Chinese buyers as 5折, half price; 9.5折 cannot be misread."""
+    discounted = [dict(line(0), discount="0.05", amount="1172.78"), line(1)]
+    zh = pdftotext(r.render_contract(contract(lines=discounted)), tmp_path)
+    assert "9.5折" in zh and "5%" not in zh
+    en = pdftotext(r.render_contract(contract(lines=discounted, language="en")), tmp_path)
+    assert "5%" in en and "折" not in en
+
+
 def test_wrap_keeps_latin_words_and_hangs_punctuation():
     r._ensure_font()
     wrapped = r._wrap("Stainless steel centrifugal pump 不锈钢离心泵，工业级", 60)
