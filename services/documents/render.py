@@ -94,6 +94,7 @@ LABELS = {
         "title.receivables_plan": "应收款计划",
         "number.contract": "合同编号", "number.quote": "报价单号", "number.delivery_note": "发货单号",
         "contract_number": "合同编号", "created_at": "制单日期", "confirmed_at": "确认日期",
+        "period": "本期", "period_text": "{start} 至 {until}，续订合同 {source}", "period_open": "{start} 起，续订合同 {source}",
         "delivery_date": "交货日期", "valid_until": "有效期至", "ship_date": "发货日期", "currency": "币种",
         "seller": "甲方（卖方）", "buyer": "乙方（买方）", "shipper": "发货方", "consignee": "收货方",
         "name": "名称", "address": "地址", "phone": "电话", "tax_id": "税号", "bank_account": "开户行及账号",
@@ -118,6 +119,8 @@ LABELS = {
         "title.receivables_plan": "Receivables Plan",
         "number.contract": "Contract No.", "number.quote": "Quotation No.", "number.delivery_note": "Delivery Note No.",
         "contract_number": "Contract No.", "created_at": "Date", "confirmed_at": "Confirmed",
+        "period": "Period", "period_text": "{start} to {until}, renewing contract {source}",
+        "period_open": "from {start}, renewing contract {source}",
         "delivery_date": "Delivery date", "valid_until": "Valid until", "ship_date": "Ship date",
         "currency": "Currency",
         "seller": "Seller", "buyer": "Buyer", "shipper": "Shipper", "consignee": "Consignee",
@@ -951,7 +954,7 @@ def _sales_document(kind: str, doc: dict) -> bytes:
     installments = _list(d.get("installments"))
     if installments:
         story += ctx.heading("schedule") + [_schedule(ctx, installments, with_status=False)]
-    story += ctx.heading("delivery_terms") + [
+    story += ctx.heading("delivery_terms") + _period(ctx, d.get("period")) + [
         ctx.labelled("delivery_date", _markup(_date(d.get("delivery_date")))),
         ctx.labelled("payment_terms", _markup(d.get("payment_terms"), 5000)),
         ctx.labelled("currency", _markup(d.get("currency"))),
@@ -962,6 +965,17 @@ def _sales_document(kind: str, doc: dict) -> bytes:
     story += _section(ctx, "notes", d.get("notes"))
     story += _signatures(ctx, "seller", ctx.company.get("name"), "buyer", ctx.customer.get("name"))
     return _build(ctx, story, d.get("number"))
+
+
+def _period(ctx: _Ctx, period) -> list:
+    """The period a recurring contract covers, for a contract a schedule generated; nothing for any other."""
+    period = _dict(period)
+    if not period.get("from"):
+        return []
+    key = "period_text" if period.get("until") else "period_open"
+    text = ctx.L[key].format(start=_date(period.get("from")), until=_date(period.get("until")),
+                             source=_text(period.get("source_number")))
+    return [ctx.labelled("period", _markup(text))]
 
 
 def render_contract(doc: dict) -> bytes:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from support.infra import ROOT, company_date, wait_for
+from support.pdf import pdf_text
 
 SCHEDULER_AS_OF = "2031-04-15"
 
@@ -279,6 +280,12 @@ def check_recurring(api, sales, other, customer, env, overdue_as_of):
     assert len(by_schedule) == 4 and {c["status"] for c in by_schedule} == {"confirmed"}
     wait_for(lambda: all(sales.get(f"/api/v1/contracts/{c['id']}").json["stock_status"] in ("reserved", "short")
                          for c in by_schedule), message="generated contracts reserved")
+    # Each period's contract prints the period it covers and the contract it renews.
+    for (run_on, contract_id), until in ((runs[0], "2031-02-27"), (runs[1], "2031-03-30")):
+        pdf = wait_for(lambda: (r := sales.get(f"/api/v1/contracts/{contract_id}/pdf")).status_code == 200 and r,
+                       timeout=60, message="a period's PDF")
+        printed = re.sub(r"\s+", "", pdf_text(pdf.content))
+        assert f"本期：{run_on}至{until}，续订合同{second_source['number']}" in printed, printed
     # The overdue check ran in every one of those runs: still exactly one receivable.overdue.
     assert api.post("/api/v1/admin/scheduler/run", json={"as_of": overdue_as_of}).json["overdue"] == []
 

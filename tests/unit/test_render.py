@@ -387,6 +387,15 @@ def test_a_chinese_contract_prints_a_discount_as_zhe_not_as_a_percent_read_as_zh
     assert "5%" in en and "折" not in en
 
 
+def test_a_recurring_contract_prints_its_period_and_others_print_none(tmp_path):
+    period = {"from": "2031-01-31", "until": "2031-02-27", "source_number": "HT-2026-000042"}
+    zh = re.sub(r"\s+", "", pdftotext(r.render_contract(contract(period=period)), tmp_path))
+    assert "本期：2031-01-31至2031-02-27，续订合同HT-2026-000042" in zh
+    en = pdftotext(r.render_contract(contract(period={**period, "until": None}, language="en")), tmp_path)
+    assert "from 2031-01-31, renewing contract HT-2026-000042" in en
+    assert "本期" not in pdftotext(r.render_contract(contract()), tmp_path)
+
+
 def test_wrap_keeps_latin_words_and_hangs_punctuation():
     r._ensure_font()
     wrapped = r._wrap("Stainless steel centrifugal pump 不锈钢离心泵，工业级", 60)
