@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -69,12 +69,12 @@ def queue(session: Session, *, request_key: str, to, subject: str, body: str, ki
     email = Email(id=email_id, request_key=request_key, status=QUEUED, attempts=0, to=_clean_addresses(to),
                   cc=_clean_addresses(cc), reply_to=reply_to if reply_to and not address_problem(reply_to) else None,
                   subject=str(subject)[:200], body=body, kind=kind, number=number or "", contract_id=contract_id,
-                  quote_id=quote_id, document_owner_id=quote_id if kind == "quote" else contract_id,
+                  quote_id=quote_id, document_owner_id=quote_id if kind == "quote" else contract_id, pdf_since=pdf_since,
                   owner_id=owner_id, customer_name=customer_name, company_language=language_of(company_language),
                   message_id=mailer.message_id(email_id, settings.mail_from), next_attempt_at=now, created_at=now)
     if document_id:
         _attach(email, document_id, session.execute(_DOCUMENT, {"document_id": document_id}).first())
-    elif not _attach_latest(session, email, pdf_since):
+    elif not _attach_latest(session, email):
         email.status = WAITING
     problem = _problem(email, subject)
     if problem:
@@ -109,10 +109,10 @@ def _attach(email: Email, document_id: str, known) -> None:
     email.attachment_name = (known.filename if known else None) or f"{email.number or 'document'}.pdf"
 
 
-def _attach_latest(session: Session, email: Email, since=None) -> bool:
+def _attach_latest(session: Session, email: Email) -> bool:
     known = session.execute(_LATEST_DOCUMENT, {"kind": email.kind, "owner_id": email.document_owner_id}).first()
-    if known is None or (since is not None and as_utc(known.rendered_at) < since):
-        return False  # waits: _attach_to_waiting gives it the next PDF of its owner
+    if known is None or (email.pdf_since is not None and as_utc(known.rendered_at) < as_utc(email.pdf_since)):
+        return False  # waits: _attach_to_waiting gives it the next PDF of its owner rendered in time
     _attach(email, known.id, known)
     return True
 
@@ -124,7 +124,9 @@ _DOCUMENT = (select(_DOCUMENTS.c.id, _DOCUMENTS.c.sha256, _DOCUMENTS.c.filename)
              .where(_DOCUMENTS.c.id == bindparam("document_id")))
 _ATTACH_TO_WAITING = (
     update(_EMAILS).where(_EMAILS.c.status == WAITING, _EMAILS.c.kind == bindparam("b_kind"),
-                          _EMAILS.c.document_owner_id == bindparam("b_owner"))
+                          _EMAILS.c.document_owner_id == bindparam("b_owner"),
+                          or_(_EMAILS.c.pdf_since.is_(None),
+                              _EMAILS.c.pdf_since <= bindparam("b_rendered", type_=_EMAILS.c.pdf_since.type)))
     .values(status=QUEUED, next_attempt_at=bindparam("b_due"), document_id=bindparam("b_pdf"),
             document_sha256=bindparam("b_sha256"),
             attachment_name=func.coalesce(bindparam("b_filename", type_=_EMAILS.c.attachment_name.type),
@@ -155,7 +157,8 @@ def _attach_to_waiting(session: Session, known: dict) -> None:
     # b_ names: a bind parameter of an UPDATE may not share a column's name.
     if session.execute(_ATTACH_TO_WAITING, {"b_kind": known["kind"], "b_owner": known["owner_id"], "b_due": utcnow(),
                                             "b_pdf": known["id"], "b_sha256": known["sha256"],
-                                            "b_filename": known["filename"]}).rowcount:
+                                            "b_filename": known["filename"],
+                                            "b_rendered": known["rendered_at"]}).rowcount:
         _announce_due(session)
 
 

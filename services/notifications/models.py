@@ -39,6 +39,8 @@ class Email(Base):
     contract_id: Mapped[str | None] = mapped_column(String(36))
     quote_id: Mapped[str | None] = mapped_column(String(36))
     document_owner_id: Mapped[str | None] = mapped_column(String(36))  # the contract or quote whose PDF to attach
+    # Only a PDF rendered from then on is attached (a quote sent again: the PDF printed for this send).
+    pdf_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     document_id: Mapped[str | None] = mapped_column(String(64))
     document_sha256: Mapped[str | None] = mapped_column(String(64))
     attachment_name: Mapped[str | None] = mapped_column(String(200))

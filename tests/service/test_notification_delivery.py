@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from crmkit.messaging.envelope import Envelope
 from crmkit.models import OutboxMessage
 from crmkit.settings import Settings
-from crmkit.timeutil import utcnow
+from crmkit.timeutil import iso, utcnow
 from services.notifications import emails, mailer
 from services.notifications.handlers import HANDLERS, make_context
 from services.notifications.models import TABLES, DepartmentMessage, Email
@@ -637,3 +637,35 @@ def test_a_contract_ticking_the_sales_department_tells_its_own_salesperson(db, s
 def all_messages(db) -> list[DepartmentMessage]:
     with db.session() as session:
         return session.execute(select(DepartmentMessage)).scalars().all()
+
+
+def test_a_quote_sent_again_takes_only_the_pdf_printed_for_that_send(db, settings, smtp_server):
+    """The first send's PDF prints the address the customer has since corrected. Neither the sender's sweep of
+    waiting emails nor a late announcement of that PDF may give it to the second send's email."""
+    def at(envelope_type, data, when, source):
+        envelope = Envelope(type=envelope_type, source=source, data=data, correlation_id=data.get("quote_id"))
+        envelope.occurred_at = iso(when)
+        run_handler(db, HANDLERS, envelope, make_context(settings, db))
+
+    def sent(address):
+        return {"quote_id": "q-1", "number": "QT-2026-000001", "owner_id": "u-alice", "company_language": "zh-CN",
+                "customer": {"name": "宁波北仑机电", "email": address, "language": "zh-CN"}}
+
+    def quote_pdf(document_id):
+        return {"document_id": document_id, "kind": "quote", "owner_id": "q-1", "quote_id": "q-1",
+                "number": "QT-2026-000001", "sha256": "0" * 64, "size": len(PDF), "filename": "报价单.pdf"}
+
+    now = utcnow()
+    at("quote.sent", sent("wrong@example.cn"), now - timedelta(minutes=5), "quotes")
+    at("document.rendered", quote_pdf("doc-first"), now - timedelta(minutes=5) + timedelta(seconds=1), "documents")
+    at("quote.sent", sent("orders@example.cn"), now, "quotes")
+    emails.housekeeping(db)  # the sender's sweep, every couple of seconds
+    # The first send's PDF announced again, late (a redelivery): not this send's either.
+    at("document.rendered", quote_pdf("doc-first"), now - timedelta(minutes=5) + timedelta(seconds=1), "documents")
+    by_address = {e.to[0]: (e.status, e.document_id) for e in the_emails(db)}
+    assert by_address == {"wrong@example.cn": ("queued", "doc-first"), "orders@example.cn": ("waiting", None)}
+
+    at("document.rendered", quote_pdf("doc-second"), now + timedelta(seconds=1), "documents")
+    assert emails.send_due(settings, db) == 2
+    assert {e.to[0]: (e.status, e.document_id) for e in the_emails(db)} == {
+        "wrong@example.cn": ("sent", "doc-first"), "orders@example.cn": ("sent", "doc-second")}
