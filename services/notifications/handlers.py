@@ -297,7 +297,7 @@ def document_rendered(envelope, session, ctx):
     """Remember the PDF; emails waiting for it (automatic, requested, quotes) now become due."""
     data = dict(envelope.data)
     data["owner_id"] = data.get("owner_id") or data.get("contract_id") or data.get("quote_id")
-    emails.remember_document(session, data, _at(envelope))
+    emails.remember_document(session, data, as_utc(_at(envelope)))  # compared with UTC times, also as SQLite text
 
 
 HANDLERS = {

@@ -137,3 +137,30 @@ def test_resume_skips_the_periods_that_fell_due_while_paused():
                               status="active")
     recurring.advance(ended, date(2031, 1, 8))
     assert (ended.status, ended.next_run_on) == ("ended", None)
+
+
+def test_a_generated_contract_confirmed_later_names_its_period_up_to_the_schedules_end(embedded):
+    """Every second week from 2031-01-06 to 2031-02-10: runs on 01-06, 01-20 and 02-03; the last period ends with
+    the schedule, not two weeks on. A draft confirmed by hand later says the same as one confirmed at once."""
+    import json
+    import sqlite3
+
+    api = embedded.api
+    api.product("BOX", stock=50, price="5.00")
+    source = api.contract(api.customer()["id"], [("BOX", 1)])
+    made = api.post("/api/v1/recurring-contracts", json={
+        "source_contract_id": source["id"], "interval": "weekly", "every": 2, "start_date": "2031-01-06",
+        "end_date": "2031-02-10"})
+    assert made.status_code == 201, made
+    run = api.post("/api/v1/admin/scheduler/run", json={"as_of": "2031-03-01"}).json
+    runs = {g["run_on"]: g["contract_id"] for g in run["generated"]}
+    assert sorted(runs) == ["2031-01-06", "2031-01-20", "2031-02-03"]
+    for run_on in ("2031-02-03", "2031-01-06"):
+        assert api.post(f"/api/v1/contracts/{runs[run_on]}/confirm").status_code == 200
+    with sqlite3.connect(embedded.var / "contracts.sqlite") as conn:
+        bodies = [json.loads(body)["data"] for (body,) in conn.execute(
+            "SELECT body FROM outbox WHERE routing_key = 'contract.confirmed'")]
+    periods = {data["contract_id"]: data["period"] for data in bodies}
+    assert periods[runs["2031-01-06"]] == {"from": "2031-01-06", "until": "2031-01-19", "interval": "weekly",
+                                           "every": 2, "source_number": source["number"]}
+    assert periods[runs["2031-02-03"]]["until"] == "2031-02-10"
