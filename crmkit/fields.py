@@ -81,6 +81,12 @@ def Text(max_length: int = 200, required: bool = False, min_length: int = 0, **k
     return fields.String(required=required, validate=validate.Length(min=min_length, max=max_length), **kwargs)
 
 
+def check_range(data: dict, start: str, end: str) -> None:
+    """A from/to pair of a list's filter: the end may not come before the start (named in the error)."""
+    if data.get(start) is not None and data.get(end) is not None and data[end] < data[start]:
+        raise ValidationError(f"Must not be before {start} ({data[start].isoformat()}).", end)
+
+
 def qty_str(value) -> str:
     """A quantity as the shortest decimal string ("10", "2.5")."""
     value = Decimal(value)

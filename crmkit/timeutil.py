@@ -5,7 +5,7 @@ the system sets itself (signing, shipping, a payment recorded without a date, du
 dates printed on documents, the year in a contract number, "today" for expiry and overdue checks) is the
 business date in CRM_TIMEZONE. Times stay UTC.
 """
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -21,6 +21,11 @@ def use_zone(name: str) -> None:
 def business_date(moment: datetime | None = None) -> date:
     """The company's date at `moment` (now when None)."""
     return as_utc(moment or utcnow()).astimezone(_zone).date()
+
+
+def business_day_start(day: date) -> datetime:
+    """The moment (UTC) the company's day `day` begins: a list "confirmed on 1 November" starts here."""
+    return datetime.combine(day, time.min, tzinfo=_zone).astimezone(timezone.utc)
 
 
 def business_time(moment: datetime) -> datetime:

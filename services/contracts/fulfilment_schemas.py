@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from crmkit.fields import Date, Money, Quantity, Text, UtcDateTime, _Decimal
+from crmkit.fields import Date, Money, Quantity, Text, UtcDateTime, _Decimal, check_range
 from services.contracts.fulfilment_rules import RECEIVABLE_STATUSES
 from services.contracts.schedule import DUE_EVENTS, INTERVALS
 
@@ -125,8 +125,15 @@ class ReceivableQuery(Schema):
     status = fields.String(validate=validate.OneOf(RECEIVABLE_STATUSES))
     customer_id = fields.String(validate=validate.Length(max=64))
     contract_id = fields.String(validate=validate.Length(max=64))
+    # Due on these days, both included: "what falls due this week".
+    due_from = Date()
+    due_to = Date()
     limit = fields.Integer()
     offset = fields.Integer()
+
+    @validates_schema
+    def _range(self, data, **kwargs):
+        check_range(data, "due_from", "due_to")
 
 
 LAST_SCHEDULED_DAY = date(2999, 12, 31)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from crmkit.fields import Date, Money, Price, Quantity, Rate, Text, UtcDateTime
+from crmkit.fields import Date, Money, Price, Quantity, Rate, Text, UtcDateTime, check_range
 from crmkit.messaging.topology import DEPARTMENT_NAMES
 from crmkit.web.auth import ROLES
 from services.contracts.fulfilment_schemas import MAX_INSTALLMENTS, InstallmentIn
@@ -277,8 +277,15 @@ class ContractQuery(Schema):
     q = fields.String(validate=validate.Length(min=1, max=200))  # in the number or the customer's name
     status = fields.String(validate=validate.OneOf(["draft", "confirmed", "partially_delivered", "delivered",
                                                     "completed", "cancelled"]))
+    # Signed on these days, the company's days (CRM_TIMEZONE), both included: "this month's contracts".
+    confirmed_from = Date()
+    confirmed_to = Date()
     limit = fields.Integer()
     offset = fields.Integer()
+
+    @validates_schema
+    def _range(self, data, **kwargs):
+        check_range(data, "confirmed_from", "confirmed_to")
 
 
 class TimelineOut(Schema):

@@ -96,6 +96,10 @@ def list_receivables():
         query = query.where(Contract.customer_id == args["customer_id"])
     if args.get("contract_id"):
         query = query.where(Receivable.contract_id == args["contract_id"])
+    if args.get("due_from"):
+        query = query.where(Receivable.due_date >= args["due_from"])
+    if args.get("due_to"):
+        query = query.where(Receivable.due_date <= args["due_to"])
     with _db().session() as session:
         total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         rows = session.execute(query.order_by(Receivable.due_date.is_(None), Receivable.due_date, Contract.number,
