@@ -5,7 +5,7 @@ the system sets itself (signing, shipping, a payment recorded without a date, du
 dates printed on documents, the year in a contract number, "today" for expiry and overdue checks) is the
 business date in CRM_TIMEZONE. Times stay UTC.
 """
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -23,9 +23,19 @@ def business_date(moment: datetime | None = None) -> date:
     return as_utc(moment or utcnow()).astimezone(_zone).date()
 
 
-def business_day_start(day: date) -> datetime:
-    """The moment (UTC) the company's day `day` begins: a list "confirmed on 1 November" starts here."""
-    return datetime.combine(day, time.min, tzinfo=_zone).astimezone(timezone.utc)
+def business_days(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
+    """The moments (UTC) the company's day `first` begins and the day after `last` begins: the bounds of a list
+    of "signed from 1 to 30 November". None for a bound not given, or beyond what a datetime holds (year 1,
+    9999-12-31): there is nothing before or after it to leave out."""
+    def start(day: date) -> datetime | None:
+        try:
+            return datetime.combine(day, time.min, tzinfo=_zone).astimezone(timezone.utc)
+        except OverflowError:
+            return None
+    after = None
+    if last is not None and last < date.max:
+        after = start(last + timedelta(days=1))
+    return (start(first) if first is not None else None), after
 
 
 def business_time(moment: datetime) -> datetime:

@@ -33,6 +33,9 @@ def test_contracts_signed_on_given_days_and_installments_due_on_given_days(embed
     assert listed(confirmed_to="2026-10-31") == {october["id"]}
     assert listed(confirmed_from="2026-10-31", status="confirmed") == {october["id"], november["id"]}
     assert draft["id"] not in listed(confirmed_from="2000-01-01")  # a draft is signed on no day
+    # The ends of the calendar are bounds like any other (a date there is beyond what a timestamp holds).
+    assert listed(confirmed_from="0001-01-01", confirmed_to="9999-12-31") == {october["id"], november["id"]}
+    assert listed(confirmed_to="0001-01-01") == set() and listed(confirmed_from="9999-12-31") == set()
     backwards = api.get("/api/v1/contracts", params={"confirmed_from": "2026-11-30", "confirmed_to": "2026-11-01"})
     assert backwards.status_code == 422 and "confirmed_to" in fields_of(backwards), backwards
     assert "confirmed_from" in fields_of(api.get("/api/v1/contracts", params={"confirmed_from": "November"}))
@@ -50,5 +53,6 @@ def test_contracts_signed_on_given_days_and_installments_due_on_given_days(embed
 
     assert due(due_from="2026-12-01", due_to="2026-12-07") == ["预付款", "中期款"]
     assert due(due_from="2026-12-08", status="open") == ["尾款"]
+    assert due(due_from="0001-01-01", due_to="9999-12-31") == ["预付款", "中期款", "尾款"]
     wrong = api.get("/api/v1/receivables", params={"due_from": "2026-12-08", "due_to": "2026-12-01"})
     assert wrong.status_code == 422 and "due_to" in fields_of(wrong), wrong

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from urllib.parse import quote as url_quote
 
@@ -16,7 +16,7 @@ from crmkit.db import contains
 from crmkit.errors import Conflict, NotFound, ValidationFailed
 from crmkit.fields import qty_str
 from crmkit.money import amount_in_words
-from crmkit.timeutil import business_day_start
+from crmkit.timeutil import business_days
 from crmkit.web.auth import bearer, caller
 from crmkit.web.client import ServiceClient
 from crmkit.web.idempotency import idempotent
@@ -194,10 +194,13 @@ def list_contracts():
     if args.get("q"):
         named = select(Customer.id).where(contains(args["q"], Customer.name))
         query = query.where(contains(args["q"], Contract.number) | Contract.customer_id.in_(named))
-    if args.get("confirmed_from"):
-        query = query.where(Contract.confirmed_at >= business_day_start(args["confirmed_from"]))
-    if args.get("confirmed_to"):
-        query = query.where(Contract.confirmed_at < business_day_start(args["confirmed_to"] + timedelta(days=1)))
+    if args.get("confirmed_from") or args.get("confirmed_to"):
+        start, after = business_days(args.get("confirmed_from"), args.get("confirmed_to"))
+        query = query.where(Contract.confirmed_at.is_not(None))  # a draft is signed on no day
+        if start is not None:
+            query = query.where(Contract.confirmed_at >= start)
+        if after is not None:
+            query = query.where(Contract.confirmed_at < after)
     with _db().session() as session:
         rows, total = fetch_page(session, query, (Contract.created_at.desc(), Contract.id.desc()), limit, offset)
         return page([dump(c) for c in rows], total)
