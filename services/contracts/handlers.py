@@ -96,8 +96,13 @@ def stock_shortage(envelope, session, ctx):
         contract.stock_status = "short"
         contract.warnings = [{"code": "stock_shortage", "product_code": l["product_code"],
                               "requested": l["requested"], "available": l["reserved"]} for l in short]
-    policy = envelope.data.get("policy")
-    then = "production has been asked" if policy == "notify_production" else "the salesperson has been warned"
+    policy, asked = envelope.data.get("policy"), envelope.data.get("asked")
+    if policy != "notify_production":
+        then = "the salesperson has been warned"
+    elif isinstance(asked, list) and asked:
+        then = f"{' and '.join(map(str, asked))} {'has' if len(asked) == 1 else 'have'} been asked"
+    else:  # an event from before `asked` was sent
+        then = "production has been asked"
     add_timeline(session, contract.id, envelope.id, envelope.type,
                  f"Stock short ({_lines_text(short)} missing); {then}", _at(envelope))
 

@@ -137,14 +137,16 @@ def reserve_contract(session: Session, data: dict, correlation_id: str) -> None:
         return
     policy = data.get("shortage_policy") or "notify_production"
     customer_name = data.get("customer_name") or (data.get("customer") or {}).get("name")
-    emit(session, SOURCE, "stock.shortage", dict(payload, policy=policy, customer_name=customer_name,
+    # Who is asked for the missing goods: bought-in ones of procurement, made ones (and unknown codes) of production.
+    asked = sorted({replenished_by.get(r.product_code) or "production" for r in short}) \
+        if policy == "notify_production" else []
+    emit(session, SOURCE, "stock.shortage", dict(payload, policy=policy, customer_name=customer_name, asked=asked,
                                                    delivery_date=data.get("delivery_date"),
                                                    language=data.get("company_language")),
          correlation_id=correlation_id)
     if policy == "notify_production":
         for r in short:
             name, unit = described[r.product_code]
-            # Goods bought in are asked of procurement; made ones, and codes the catalogue lacks, of production.
             department = replenished_by.get(r.product_code) or "production"
             request_id = str(uuid.uuid4())
             session.add(SupplyRequest(id=request_id, department=department, contract_id=contract_id,

@@ -357,6 +357,9 @@ def run_notifications(api, smtp, backdoor):
     assert (queued["type"], queued["contract"]["number"]) == ("procurement.requested", bought["number"])
     wait_for(lambda: "procurement.requested" in timeline_types(alice, bought["id"]),
              message="procurement.requested on the timeline")
+    [short_entry] = [e["summary"] for e in alice.get(f"/api/v1/contracts/{bought['id']}/timeline").json["items"]
+                     if e["type"] == "stock.shortage"]
+    assert short_entry.endswith("procurement has been asked"), short_entry  # not production
     assert inbox(production, "production")["total"] == 1
 
     # Under warn_sales the salesperson is warned in the sales inbox; only they (and managers) see it.
