@@ -55,3 +55,8 @@ class Unavailable(ApiError):
 def field_error(field: str, message: str, status: int = 422) -> ValidationFailed:
     """A validation error naming one field, the most common failure of a request."""
     return ValidationFailed(f"Invalid {field}: {message}", {field: [message]}, status=status)
+
+
+def a_or_an(word: str) -> str:
+    """The word with its English article, for a message such as "An accepted quote cannot be sent."."""
+    return f"{'An' if word[:1].lower() in 'aeiou' else 'A'} {word}"

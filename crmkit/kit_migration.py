@@ -1,4 +1,5 @@
-"""The kit's own tables (outbox, inbox, idempotency keys, sequences) as every service's revisions change them.
+"""The kit's own tables (outbox, inbox, idempotency keys, sequences) as every service's revisions change them, and
+the columns whose type the kit sets for every service (unit prices: crmkit.money.PRICE_PLACES).
 
 Each helper is frozen at the revision that calls it: a later change to crmkit/models.py gets a helper of its
 own here and a revision in each service that calls it.
@@ -62,3 +63,17 @@ def drop_retention_indexes() -> None:
 def drop_kit_tables() -> None:
     for table in ("sequences", "outbox", "inbox", "idempotency_keys"):
         op.drop_table(table)
+
+
+def widen_unit_price(table: str) -> None:
+    """Contracts 0008, quotes 0004, inventory 0005: a unit price to four decimals (a screw at 0.0125)."""
+    with op.batch_alter_table(table) as batch:
+        batch.alter_column('unit_price', existing_type=sa.Numeric(precision=18, scale=2),
+                           type_=sa.Numeric(precision=18, scale=4), existing_nullable=False)
+
+
+def narrow_unit_price(table: str) -> None:
+    """Rounds a price with more than two decimals to cents: the line amounts, already in cents, do not change."""
+    with op.batch_alter_table(table) as batch:
+        batch.alter_column('unit_price', existing_type=sa.Numeric(precision=18, scale=4),
+                           type_=sa.Numeric(precision=18, scale=2), existing_nullable=False)

@@ -161,8 +161,8 @@ def recurring_period(session: Session, contract: Contract) -> dict | None:
     source, row = aliased(Contract), RecurringSchedule
     found = session.execute(  # columns, not the schedule: loading it would load all its runs
         select(RecurringRun.run_on, row.start_date, row.interval, row.every, row.end_date, source.number)
-        .join(RecurringSchedule, RecurringSchedule.id == RecurringRun.schedule_id)
-        .join(source, source.id == RecurringSchedule.source_contract_id)
+        .join(row, row.id == RecurringRun.schedule_id)
+        .join(source, source.id == row.source_contract_id)
         .where(RecurringRun.schedule_id == contract.recurring_id, RecurringRun.contract_id == contract.id)).first()
     if found is None:
         return None

@@ -43,9 +43,10 @@ def _refuse_second_active(session: Session, source: Contract, schedule_id: str) 
     """One active schedule per source contract: a second would send the customer every period's contract twice
     (a double click, or a new schedule made to replace one still running). The caller holds the source's row lock,
     so two requests cannot both pass."""
-    other = session.execute(select(RecurringSchedule).where(
-        RecurringSchedule.source_contract_id == source.id, RecurringSchedule.status == "active",
-        RecurringSchedule.id != schedule_id).limit(1)).scalar_one_or_none()
+    other = session.execute(  # columns, not the schedule: loading it would load all its runs
+        select(RecurringSchedule.id, RecurringSchedule.interval, RecurringSchedule.every).where(
+            RecurringSchedule.source_contract_id == source.id, RecurringSchedule.status == "active",
+            RecurringSchedule.id != schedule_id).limit(1)).first()
     if other is not None:
         raise Conflict(f"Contract {source.number} already repeats {_cycle(other)} (recurring contract {other.id}); "
                        "pause that one first to repeat it differently.",

@@ -1,7 +1,7 @@
 """Contract rules free of any framework: the state machine and what each state allows."""
 from __future__ import annotations
 
-from crmkit.errors import Conflict
+from crmkit.errors import Conflict, a_or_an
 
 TRANSITIONS = {
     "draft": {"confirmed", "cancelled"},
@@ -19,8 +19,7 @@ def can_move(current: str, target: str) -> bool:
 
 def require_move(current: str, target: str, what: str = "contract") -> None:
     if not can_move(current, target):
-        article = "An" if current[0] in "aeiou" else "A"
-        raise Conflict(f"{article} {current} {what} cannot become {target}.", {"status": [f"Is {current}."]})
+        raise Conflict(f"{a_or_an(current)} {what} cannot become {target}.", {"status": [f"Is {current}."]})
 
 
 def require_editable(status: str) -> None:

@@ -5,7 +5,7 @@ import math
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from crmkit.errors import Conflict, ValidationFailed
+from crmkit.errors import Conflict, ValidationFailed, a_or_an
 from crmkit.fields import qty_str
 from crmkit.money import price_line, size_errors, totals
 
@@ -50,7 +50,7 @@ def require_move(status: str, valid_until: date | None, target: str, today: date
     if current == "expired":
         message = f"This quote expired after {valid_until.isoformat()}; it can no longer be {verb}."
     else:
-        message = f"{'An' if current[0] in 'aeiou' else 'A'} {current} quote cannot be {verb}."
+        message = f"{a_or_an(current)} quote cannot be {verb}."
     raise Conflict(message, {"status": [f"Is {current}."]})
 
 

@@ -4,8 +4,7 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-28 11:00:00
 """
-import sqlalchemy as sa
-from alembic import op
+from crmkit.kit_migration import narrow_unit_price, widen_unit_price
 
 revision = '0008'
 down_revision = '0007'
@@ -14,13 +13,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('contract_lines') as batch:
-        batch.alter_column('unit_price', existing_type=sa.Numeric(precision=18, scale=2),
-                           type_=sa.Numeric(precision=18, scale=4), existing_nullable=False)
+    widen_unit_price('contract_lines')
 
 
 def downgrade() -> None:
-    # Rounds a price with more than two decimals to cents: the line amounts, already in cents, do not change.
-    with op.batch_alter_table('contract_lines') as batch:
-        batch.alter_column('unit_price', existing_type=sa.Numeric(precision=18, scale=4),
-                           type_=sa.Numeric(precision=18, scale=2), existing_nullable=False)
+    narrow_unit_price('contract_lines')
